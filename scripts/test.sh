@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole test suite: installs dependencies, builds (plain and
+# ASan+UBSan), runs unit and integration tests under ctest, then each fuzz target briefly.
+# Needs root (network namespaces, nftables, TCP_REPAIR).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if [[ $EUID -ne 0 ]]; then
+  echo "scripts/test.sh: needs root (network namespaces, nftables, TCP_REPAIR); run it with sudo" >&2
+  exit 1
+fi
+
+scripts/deps.sh
+
+echo "== build (ASan+UBSan) =="
+BUILD_DIR=$root/build-asan scripts/build.sh -DSEAMLESS_SANITIZE=ON
+echo "== tests (ASan+UBSan) =="
+(cd build-asan && ctest --output-on-failure --timeout 600 -j2)
+
+if [[ "${SEAMLESS_SKIP_FUZZ:-0}" != 1 ]]; then
+  echo "== fuzz (clang, libFuzzer, bounded) =="
+  CXX=clang++ BUILD_DIR=$root/build-fuzz scripts/build.sh -DSEAMLESS_FUZZ=ON -DSEAMLESS_TESTS=OFF
+  scripts/run-fuzz.sh "$root/build-fuzz"
+fi
