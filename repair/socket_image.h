@@ -5,10 +5,10 @@
 // Protocol (see shared/TCP_REPAIR.md):
 //   checkpoint:  lock the flow (flow_lock.h) -> dump_socket(fd) -> close every
 //                reference to fd while it is still in repair mode (silent).
-//   restore:     restore_socket(image) -> socket in repair mode, ESTABLISHED or the
-//                dumped half-closed state, all queues back -> caller hands it on ->
-//                finish_restore(fd, image) leaves repair mode and sends unsent data
-//                -> unlock the flow -> probe_peer(fd) draws the peer's ACK at once.
+//   restore:     SocketRestorer::restore(image) -> socket in repair mode, in the
+//                dumped state, all queues back -> caller hands it on ->
+//                finish(fd, image) leaves repair mode and sends unsent data ->
+//                unlock the flow -> probe(fd, image) draws the peer's ACK at once.
 //   The caller owns every fd passed in or returned. dump_socket leaves the socket in
 //   repair mode on success (it must then only be closed) and takes it out again on
 //   failure, so a failed dump leaves the connection as it was.
@@ -20,6 +20,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "repair/endpoint.h"
+#include "repair/packet_injector.h"
 
 namespace seamless::repair {
 
@@ -108,17 +109,41 @@ struct SocketImage {
 // Dumps a connected TCP socket. On success the socket is left in repair mode.
 Result<SocketImage> dump_socket(Sys& sys, int fd);
 
-// Recreates the socket in repair mode; see the protocol above. Needs CAP_NET_ADMIN
-// (and CAP_NET_RAW when the peer's FIN must be injected).
-Result<UniqueFd> restore_socket(Sys& sys, const SocketImage& image);
+struct RestoredSocket {
+  UniqueFd fd;
+  // The peer's FIN could not be put back: the socket is ESTABLISHED and will never
+  // see EOF from the peer. Clean on the wire; the caller must not wait for EOF
+  // (counted as a degraded handoff).
+  bool peer_fin_missing = false;
+};
 
-// Leaves repair mode without a window probe, then sends what was unsent and queues
-// a FIN that had not been transmitted. Call while the flow is still locked.
-Status finish_restore(Sys& sys, int fd, const SocketImage& image);
+// Recreates sockets from images; see the protocol at the top. Needs CAP_NET_ADMIN,
+// and CAP_NET_RAW for images whose peer had sent a FIN (it is injected as a packet
+// carrying `mark`, which the flow lock lets through).
+class SocketRestorer {
+ public:
+  static constexpr uint32_t kDefaultMark = 0x5ea1;
+  explicit SocketRestorer(Sys& sys, uint32_t mark = kDefaultMark)
+      : sys_(sys), injector_(sys, mark) {}
 
-// After unlock: makes the peer acknowledge at once (a restored socket has no RTT
-// sample, so it would otherwise wait ~1 s for an ACK).
-Status probe_peer(Sys& sys, int fd, const SocketImage& image);
+  // A socket in the image's connection, still in repair mode, queues refilled, its
+  // FINs (ours transmitted, the peer's) in place. CLOEXEC and non-blocking.
+  Result<RestoredSocket> restore(const SocketImage& image);
+  // Leaves repair mode without a window probe (its answer would hit the lock), then
+  // sends the never-transmitted bytes and a FIN that had not gone out yet.
+  Status finish(int fd, const SocketImage& image);
+  // After unlock: draws the peer's ACK at once (a restored socket has no RTT
+  // sample and would otherwise wait ~1 s for it).
+  Status probe(int fd, const SocketImage& image);
+
+ private:
+  Status restore_queues(int fd, const SocketImage& image);
+  Status restore_fins(int fd, const SocketImage& image, RestoredSocket* restored);
+  Status inject_peer_fin(int fd, const SocketImage& image, RestoredSocket* restored);
+
+  Sys& sys_;
+  PacketInjector injector_;
+};
 
 // Sequence-number comparisons with wrap-around.
 inline bool seq_before(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
