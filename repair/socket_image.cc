@@ -159,26 +159,77 @@ Status fill_queues(Sys& sys, int fd, const QueueLengths& q, SocketImage* image) 
   return {};
 }
 
-// Everything read while in repair mode; any failure leaves the caller to undo it.
-Status dump_in_repair(Sys& sys, int fd, SocketImage* image, const TcpInfo& info) {
+// What moves if a segment is still processed while we read: repair mode stops the
+// socket from sending, not from receiving what passed the flow lock before it
+// committed (or everything, when there is no lock).
+struct Snapshot {
+  QueueLengths lengths;
+  uint32_t rcv_nxt = 0;
+  uint32_t write_seq = 0;
+  uint8_t state = 0;
+  bool operator==(const Snapshot& o) const {
+    return lengths.inq == o.lengths.inq && lengths.outq == o.lengths.outq &&
+           lengths.notsent == o.lengths.notsent && rcv_nxt == o.rcv_nxt &&
+           write_seq == o.write_seq && state == o.state;
+  }
+};
+
+Result<uint32_t> queue_seq(Sys& sys, int fd, int queue) {
+  if (sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue) != 0) {
+    return sys_error("select queue");
+  }
+  uint32_t seq = 0;
+  socklen_t len = sizeof(seq);
+  if (sys.getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, &len) != 0) {
+    return sys_error("queue sequence");
+  }
+  return seq;
+}
+
+Result<Snapshot> snapshot(Sys& sys, int fd) {
+  Snapshot snap;
   auto lengths = read_queue_lengths(sys, fd);
   if (!lengths) return lengths.error();
-  if (auto st = fill_queues(sys, fd, *lengths, image); !st) return st;
-  if (auto st = read_negotiated(sys, fd, info, &image->tcp); !st) return st;
-  auto window = read_window(sys, fd);
-  if (!window) return window.error();
-  image->window = *window;
-  auto options = read_options(sys, fd, image->local.family);
-  if (!options) return options.error();
-  image->options = *options;
-  // Nothing may have moved while we read: repair mode freezes the socket, so a
-  // change here means the caller dumped a socket that was not frozen.
-  auto again = read_queue_lengths(sys, fd);
-  if (!again) return again.error();
-  if (again->inq != lengths->inq || again->outq != lengths->outq) {
-    return Error::logic("queues changed during dump");
+  snap.lengths = *lengths;
+  auto rcv = queue_seq(sys, fd, TCP_RECV_QUEUE);
+  if (!rcv) return rcv.error();
+  auto snd = queue_seq(sys, fd, TCP_SEND_QUEUE);
+  if (!snd) return snd.error();
+  snap.rcv_nxt = *rcv;
+  snap.write_seq = *snd;
+  TcpInfo info;
+  if (sys.tcp_info(fd, &info) != 0) return sys_error("TCP_INFO");
+  snap.state = info.state;
+  return snap;
+}
+
+constexpr int kDumpAttempts = 8;
+
+// Everything read while in repair mode; any failure leaves the caller to undo it.
+// Reads the queues until two snapshots around the read agree.
+Status dump_in_repair(Sys& sys, int fd, SocketImage* image, const TcpInfo& info) {
+  for (int attempt = 0; attempt < kDumpAttempts; ++attempt) {
+    auto before = snapshot(sys, fd);
+    if (!before) return before.error();
+    if (!is_migratable_state(before->state)) {
+      return Error::logic("TCP state " + std::to_string(before->state) + " cannot be migrated");
+    }
+    image->state = static_cast<TcpState>(before->state);
+    const Status filled = fill_queues(sys, fd, before->lengths, image);
+    auto after = snapshot(sys, fd);
+    if (!after) return after.error();
+    if (!(*before == *after)) continue;  // a peek may have seen the extra bytes too
+    if (!filled) return filled;
+    if (auto st = read_negotiated(sys, fd, info, &image->tcp); !st) return st;
+    auto window = read_window(sys, fd);
+    if (!window) return window.error();
+    image->window = *window;
+    auto options = read_options(sys, fd, image->local.family);
+    if (!options) return options.error();
+    image->options = *options;
+    return {};
   }
-  return {};
+  return Error::logic("queues kept changing during dump (is the flow locked?)");
 }
 
 }  // namespace
@@ -231,19 +282,13 @@ Result<SocketImage> dump_socket(Sys& sys, int fd) {
     if (err == EPERM) e.message += " (needs CAP_NET_ADMIN)";
     return e.context(where);
   }
-  // Read the state only now: in repair mode it can no longer move under us.
+  // Negotiated options cannot change after the handshake; read them once.
   TcpInfo info;
   if (sys.tcp_info(fd, &info) != 0) {
     Error e = sys_error("TCP_INFO");
     sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR, 0);
     return e.context(where);
   }
-  if (!is_migratable_state(info.state)) {
-    sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR, 0);
-    return Error::logic("TCP state " + std::to_string(info.state) + " cannot be migrated")
-        .context(where);
-  }
-  image.state = static_cast<TcpState>(info.state);
   if (auto st = dump_in_repair(sys, fd, &image, info); !st) {
     sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR, 0);
     return st.error().context(where);
