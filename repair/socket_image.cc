@@ -25,7 +25,9 @@ Result<Endpoint> read_name(Sys& sys, int fd, bool peer) {
   return Endpoint::from_sockaddr(sa, len);
 }
 
-// The three queue lengths; in repair mode they cannot change under us.
+// The three queue lengths. Repair mode stops the socket from sending, not from
+// receiving: segments that passed the flow lock before it committed (or all of them,
+// without a lock) still land, and ACKs still shrink the send queue.
 struct QueueLengths {
   int inq = 0;
   int outq = 0;
@@ -40,6 +42,15 @@ Result<QueueLengths> read_queue_lengths(Sys& sys, int fd) {
   return q;
 }
 
+Result<uint32_t> selected_queue_seq(Sys& sys, int fd) {
+  uint32_t seq = 0;
+  socklen_t len = sizeof(seq);
+  if (sys.getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, &len) != 0) {
+    return sys_error("queue sequence");
+  }
+  return seq;
+}
+
 // Selects a queue, reads its sequence number and peeks exactly `expected` bytes,
 // asking for one more to prove there is no more.
 Result<uint32_t> read_queue(Sys& sys, int fd, int queue, size_t expected, std::string* bytes) {
@@ -47,11 +58,8 @@ Result<uint32_t> read_queue(Sys& sys, int fd, int queue, size_t expected, std::s
   if (sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue) != 0) {
     return sys_error(std::string("select ") + name);
   }
-  uint32_t seq = 0;
-  socklen_t len = sizeof(seq);
-  if (sys.getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, &len) != 0) {
-    return sys_error(std::string(name) + " sequence");
-  }
+  auto seq = selected_queue_seq(sys, fd);
+  if (!seq) return seq.error();
   bytes->assign(expected + 1, '\0');
   size_t got = 0;
   if (expected > 0) {
@@ -64,7 +72,7 @@ Result<uint32_t> read_queue(Sys& sys, int fd, int queue, size_t expected, std::s
                         std::to_string(expected));
   }
   bytes->resize(expected);
-  return seq;
+  return *seq;
 }
 
 Status read_negotiated(Sys& sys, int fd, const TcpInfo& info, NegotiatedOptions* tcp) {
@@ -96,46 +104,56 @@ Result<RepairWindow> read_window(Sys& sys, int fd) {
   return RepairWindow{raw.snd_wl1, raw.snd_wnd, raw.max_window, raw.rcv_wnd, raw.rcv_wup};
 }
 
+struct IntOption {
+  int level, name;
+  const char* what;
+};
+
+Result<int> read_int(Sys& sys, int fd, const IntOption& opt) {
+  int v = 0;
+  if (sys.get_int(fd, opt.level, opt.name, &v) != 0) return sys_error(std::string("get ") + opt.what);
+  return v;
+}
+
+// Keepalive timings only matter (and are only read) when keepalive is on.
 Result<SocketOptions> read_options(Sys& sys, int fd, int family) {
   SocketOptions o;
-  int v = 0;
-  struct Flag {
-    int level, name;
-    bool* out;
-    const char* what;
-  };
-  for (const Flag& f : {Flag{IPPROTO_TCP, TCP_NODELAY, &o.nodelay, "TCP_NODELAY"},
-                        Flag{SOL_SOCKET, SO_OOBINLINE, &o.oobinline, "SO_OOBINLINE"},
-                        Flag{SOL_SOCKET, SO_KEEPALIVE, &o.keepalive, "SO_KEEPALIVE"}}) {
-    if (sys.get_int(fd, f.level, f.name, &v) != 0) return sys_error(std::string("get ") + f.what);
-    *f.out = v != 0;
+  const std::pair<IntOption, bool*> flags[] = {
+      {{IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY"}, &o.nodelay},
+      {{SOL_SOCKET, SO_OOBINLINE, "SO_OOBINLINE"}, &o.oobinline},
+      {{SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE"}, &o.keepalive},
+      {{IPPROTO_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY"}, family == AF_INET6 ? &o.v6only : nullptr}};
+  for (const auto& [opt, out] : flags) {
+    if (!out) continue;
+    auto v = read_int(sys, fd, opt);
+    if (!v) return v.error();
+    *out = *v != 0;
   }
-  struct Number {
-    int level, name;
-    int32_t* out;
-    const char* what;
-  };
-  for (const Number& n : {Number{IPPROTO_TCP, TCP_KEEPIDLE, &o.keepidle, "TCP_KEEPIDLE"},
-                          Number{IPPROTO_TCP, TCP_KEEPINTVL, &o.keepintvl, "TCP_KEEPINTVL"},
-                          Number{IPPROTO_TCP, TCP_KEEPCNT, &o.keepcnt, "TCP_KEEPCNT"}}) {
-    if (sys.get_int(fd, n.level, n.name, n.out) != 0) return sys_error(std::string("get ") + n.what);
+  const std::pair<IntOption, uint32_t*> values[] = {
+      {{IPPROTO_TCP, TCP_NOTSENT_LOWAT, "TCP_NOTSENT_LOWAT"}, &o.notsent_lowat},
+      {{SOL_SOCKET, SO_MARK, "SO_MARK"}, &o.mark}};
+  for (const auto& [opt, out] : values) {
+    auto v = read_int(sys, fd, opt);
+    if (!v) return v.error();
+    *out = static_cast<uint32_t>(*v);
   }
-  if (sys.get_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v) != 0) {
-    return sys_error("get TCP_NOTSENT_LOWAT");
-  }
-  o.notsent_lowat = static_cast<uint32_t>(v);
-  if (sys.get_int(fd, SOL_SOCKET, SO_MARK, &v) != 0) return sys_error("get SO_MARK");
-  o.mark = static_cast<uint32_t>(v);
-  if (family == AF_INET6) {
-    if (sys.get_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v) != 0) return sys_error("get IPV6_V6ONLY");
-    o.v6only = v != 0;
+  if (!o.keepalive) return o;
+  const std::pair<IntOption, int32_t*> timings[] = {
+      {{IPPROTO_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE"}, &o.keepidle},
+      {{IPPROTO_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL"}, &o.keepintvl},
+      {{IPPROTO_TCP, TCP_KEEPCNT, "TCP_KEEPCNT"}, &o.keepcnt}};
+  for (const auto& [opt, out] : timings) {
+    auto v = read_int(sys, fd, opt);
+    if (!v) return v.error();
+    *out = *v;
   }
   return o;
 }
 
 // Turns the raw counters read in repair mode into the image's data-only view
-// (shared/TCP_REPAIR.md "Sequence accounting").
-Status fill_queues(Sys& sys, int fd, const QueueLengths& q, SocketImage* image) {
+// (shared/TCP_REPAIR.md "Sequence accounting"). Returns the raw rcv_nxt it read;
+// the receive queue is left selected.
+Result<uint32_t> fill_queues(Sys& sys, int fd, const QueueLengths& q, SocketImage* image) {
   const uint32_t fin_out = fin_sent(image->state) ? 1 : 0;
   const uint32_t fin_in = fin_received(image->state) ? 1 : 0;
   const uint32_t fin_in_outq = fin_out && image->state != TcpState::kFinWait2 ? 1 : 0;
@@ -156,80 +174,63 @@ Status fill_queues(Sys& sys, int fd, const QueueLengths& q, SocketImage* image) 
                             &image->recv_queue);
   if (!rcv_nxt) return rcv_nxt.error();
   image->recv_seq = *rcv_nxt - fin_in - static_cast<uint32_t>(q.inq);
-  return {};
+  return *rcv_nxt;
 }
 
-// What moves if a segment is still processed while we read: repair mode stops the
-// socket from sending, not from receiving what passed the flow lock before it
-// committed (or everything, when there is no lock).
-struct Snapshot {
-  QueueLengths lengths;
-  uint32_t rcv_nxt = 0;
-  uint32_t write_seq = 0;
-  uint8_t state = 0;
-  bool operator==(const Snapshot& o) const {
-    return lengths.inq == o.lengths.inq && lengths.outq == o.lengths.outq &&
-           lengths.notsent == o.lengths.notsent && rcv_nxt == o.rcv_nxt &&
-           write_seq == o.write_seq && state == o.state;
-  }
-};
-
-Result<uint32_t> queue_seq(Sys& sys, int fd, int queue) {
-  if (sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue) != 0) {
-    return sys_error("select queue");
-  }
-  uint32_t seq = 0;
-  socklen_t len = sizeof(seq);
-  if (sys.getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, &len) != 0) {
-    return sys_error("queue sequence");
-  }
-  return seq;
-}
-
-Result<Snapshot> snapshot(Sys& sys, int fd) {
-  Snapshot snap;
-  auto lengths = read_queue_lengths(sys, fd);
-  if (!lengths) return lengths.error();
-  snap.lengths = *lengths;
-  auto rcv = queue_seq(sys, fd, TCP_RECV_QUEUE);
-  if (!rcv) return rcv.error();
-  auto snd = queue_seq(sys, fd, TCP_SEND_QUEUE);
-  if (!snd) return snd.error();
-  snap.rcv_nxt = *rcv;
-  snap.write_seq = *snd;
-  TcpInfo info;
-  if (sys.tcp_info(fd, &info) != 0) return sys_error("TCP_INFO");
-  snap.state = info.state;
-  return snap;
+// After the queues were read: did anything land or get acknowledged meanwhile?
+// (Unsent bytes and write_seq cannot move: nothing is sent in repair mode.)
+Result<bool> queues_moved(Sys& sys, int fd, const QueueLengths& read, uint32_t rcv_nxt) {
+  int inq = 0, outq = 0;
+  if (sys.ioctl_int(fd, SIOCINQ, &inq) != 0) return sys_error("ioctl SIOCINQ");
+  if (sys.ioctl_int(fd, SIOCOUTQ, &outq) != 0) return sys_error("ioctl SIOCOUTQ");
+  auto now = selected_queue_seq(sys, fd);
+  if (!now) return now.error();
+  return inq != read.inq || outq != read.outq || *now != rcv_nxt;
 }
 
 constexpr int kDumpAttempts = 8;
 
-// Everything read while in repair mode; any failure leaves the caller to undo it.
-// Reads the queues until two snapshots around the read agree.
-Status dump_in_repair(Sys& sys, int fd, SocketImage* image, const TcpInfo& info) {
-  for (int attempt = 0; attempt < kDumpAttempts; ++attempt) {
-    auto before = snapshot(sys, fd);
-    if (!before) return before.error();
-    if (!is_migratable_state(before->state)) {
-      return Error::logic("TCP state " + std::to_string(before->state) + " cannot be migrated");
-    }
-    image->state = static_cast<TcpState>(before->state);
-    const Status filled = fill_queues(sys, fd, before->lengths, image);
-    auto after = snapshot(sys, fd);
-    if (!after) return after.error();
-    if (!(*before == *after)) continue;  // a peek may have seen the extra bytes too
-    if (!filled) return filled;
-    if (auto st = read_negotiated(sys, fd, info, &image->tcp); !st) return st;
-    auto window = read_window(sys, fd);
-    if (!window) return window.error();
-    image->window = *window;
-    auto options = read_options(sys, fd, image->local.family);
-    if (!options) return options.error();
-    image->options = *options;
-    return {};
+Status read_state(Sys& sys, int fd, TcpInfo* info, SocketImage* image) {
+  if (sys.tcp_info(fd, info) != 0) return sys_error("TCP_INFO");
+  if (!is_migratable_state(info->state)) {
+    return Error::logic("TCP state " + std::to_string(info->state) + " cannot be migrated");
   }
-  return Error::logic("queues kept changing during dump (is the flow locked?)");
+  image->state = static_cast<TcpState>(info->state);
+  return {};
+}
+
+// Everything read while in repair mode; any failure leaves the caller to undo it.
+// The queues are read again until nothing moved while they were read.
+Status dump_in_repair(Sys& sys, int fd, SocketImage* image) {
+  TcpInfo info;
+  for (int attempt = 0;; ++attempt) {
+    if (attempt == kDumpAttempts) {
+      return Error::logic("queues kept changing during dump (is the flow locked?)");
+    }
+    if (auto st = read_state(sys, fd, &info, image); !st) return st;
+    auto lengths = read_queue_lengths(sys, fd);
+    if (!lengths) return lengths.error();
+    auto rcv_nxt = fill_queues(sys, fd, *lengths, image);
+    if (!rcv_nxt) {
+      if (rcv_nxt.error().code != 0) return rcv_nxt.error();  // a syscall failed
+      // A peek disagreed with the lengths: new bytes, or a real inconsistency.
+      auto again = read_queue_lengths(sys, fd);
+      if (!again) return again.error();
+      if (again->inq != lengths->inq || again->outq != lengths->outq) continue;
+      return rcv_nxt.error();
+    }
+    auto moved = queues_moved(sys, fd, *lengths, *rcv_nxt);
+    if (!moved) return moved.error();
+    if (!*moved) break;
+  }
+  if (auto st = read_negotiated(sys, fd, info, &image->tcp); !st) return st;
+  auto window = read_window(sys, fd);
+  if (!window) return window.error();
+  image->window = *window;
+  auto options = read_options(sys, fd, image->local.family);
+  if (!options) return options.error();
+  image->options = *options;
+  return {};
 }
 
 }  // namespace
@@ -282,14 +283,7 @@ Result<SocketImage> dump_socket(Sys& sys, int fd) {
     if (err == EPERM) e.message += " (needs CAP_NET_ADMIN)";
     return e.context(where);
   }
-  // Negotiated options cannot change after the handshake; read them once.
-  TcpInfo info;
-  if (sys.tcp_info(fd, &info) != 0) {
-    Error e = sys_error("TCP_INFO");
-    sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR, 0);
-    return e.context(where);
-  }
-  if (auto st = dump_in_repair(sys, fd, &image, info); !st) {
+  if (auto st = dump_in_repair(sys, fd, &image); !st) {
     sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR, 0);
     return st.error().context(where);
   }

@@ -35,6 +35,7 @@ int sysctl_buffer_max(const char* path, int fallback) {
 // A set buffer size disables autotuning for the connection's life, so touch it only
 // when the queue would not fit, and then allow at least what autotuning could reach.
 Status size_buffer(Sys& sys, int fd, bool send_side, size_t queue) {
+  if (queue == 0) return {};
   const int get_name = send_side ? SO_SNDBUF : SO_RCVBUF;
   int current = 0;
   if (sys.get_int(fd, SOL_SOCKET, get_name, &current) != 0) return sys_error("get buffer size");
@@ -58,6 +59,7 @@ Status set_queue_seq(Sys& sys, int fd, int queue, uint32_t seq) {
 }
 
 // Options that shape the connection but not its sequence space; before connect.
+// A fresh socket has every one of them off, so only those that are on are set.
 Status set_socket_options(Sys& sys, int fd, const SocketImage& image) {
   const SocketOptions& o = image.options;
   if (image.local.family == AF_INET6) {
@@ -65,19 +67,21 @@ Status set_socket_options(Sys& sys, int fd, const SocketImage& image) {
       return st;
   }
   struct Option {
+    bool wanted;
     int level, name, value;
     const char* what;
   };
   const Option options[] = {
-      {IPPROTO_TCP, TCP_NODELAY, o.nodelay, "TCP_NODELAY"},
-      {SOL_SOCKET, SO_OOBINLINE, o.oobinline, "SO_OOBINLINE"},
-      {SOL_SOCKET, SO_KEEPALIVE, o.keepalive, "SO_KEEPALIVE"},
-      {IPPROTO_TCP, TCP_KEEPIDLE, o.keepidle, "TCP_KEEPIDLE"},
-      {IPPROTO_TCP, TCP_KEEPINTVL, o.keepintvl, "TCP_KEEPINTVL"},
-      {IPPROTO_TCP, TCP_KEEPCNT, o.keepcnt, "TCP_KEEPCNT"},
-      {SOL_SOCKET, SO_MARK, static_cast<int>(o.mark), "SO_MARK"},
+      {o.nodelay, IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY"},
+      {o.oobinline, SOL_SOCKET, SO_OOBINLINE, 1, "SO_OOBINLINE"},
+      {o.mark != 0, SOL_SOCKET, SO_MARK, static_cast<int>(o.mark), "SO_MARK"},
+      {o.keepalive, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"},
+      {o.keepalive, IPPROTO_TCP, TCP_KEEPIDLE, o.keepidle, "TCP_KEEPIDLE"},
+      {o.keepalive, IPPROTO_TCP, TCP_KEEPINTVL, o.keepintvl, "TCP_KEEPINTVL"},
+      {o.keepalive, IPPROTO_TCP, TCP_KEEPCNT, o.keepcnt, "TCP_KEEPCNT"},
   };
   for (const Option& opt : options) {
+    if (!opt.wanted) continue;
     if (auto st = set_or_fail(sys, fd, opt.level, opt.name, opt.value, opt.what); !st) return st;
   }
   return {};
@@ -155,22 +159,27 @@ uint16_t peer_window_field(const SocketImage& image) {
 
 }  // namespace
 
+// Selects `queue` and, in repair mode, places `len` bytes in it without sending.
+// The socket's buffer must already be large enough (size_buffer).
+Status refill(Sys& sys, int fd, int queue, const char* data, size_t len) {
+  if (len == 0) return {};
+  const bool send_side = queue == TCP_SEND_QUEUE;
+  if (auto st = set_or_fail(sys, fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue, "TCP_REPAIR_QUEUE");
+      !st)
+    return st;
+  return send_all(sys, fd, data, len, send_side ? "send queue" : "receive queue");
+}
+
 Status SocketRestorer::restore_queues(int fd, const SocketImage& image) {
   if (auto st = size_buffer(sys_, fd, false, image.recv_queue.size()); !st) return st;
+  if (auto st = refill(sys_, fd, TCP_RECV_QUEUE, image.recv_queue.data(), image.recv_queue.size());
+      !st)
+    return st;
+  // Only what had been transmitted goes in now; the unsent tail is sent live later,
+  // by finish(), so the buffer is sized for the whole queue.
   if (auto st = size_buffer(sys_, fd, true, image.send_queue.size()); !st) return st;
-  if (auto st = set_or_fail(sys_, fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "queue");
-      !st)
-    return st;
-  if (auto st = send_all(sys_, fd, image.recv_queue.data(), image.recv_queue.size(),
-                         "receive queue");
-      !st)
-    return st;
-  if (auto st = set_or_fail(sys_, fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "queue");
-      !st)
-    return st;
-  // Only what had been transmitted goes in now; the unsent tail is sent live later.
   const size_t sent = image.send_queue.size() - image.send_unsent;
-  return send_all(sys_, fd, image.send_queue.data(), sent, "send queue");
+  return refill(sys_, fd, TCP_SEND_QUEUE, image.send_queue.data(), sent);
 }
 
 Status SocketRestorer::inject_peer_fin(int fd, const SocketImage& image,
@@ -195,6 +204,10 @@ Status SocketRestorer::restore_fins(int fd, const SocketImage& image, RestoredSo
     if (auto st = inject_peer_fin(fd, image, restored); !st) return st;
   }
   if (queue_our_fin) {
+    // With the send queue selected, the FIN is queued as already transmitted.
+    if (auto st = set_or_fail(sys_, fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "queue");
+        !st)
+      return st;
     if (sys_.shutdown(fd, SHUT_WR) != 0) return sys_error("queue our FIN");
   }
   if (image.state == TcpState::kClosing) {

@@ -8,3 +8,7 @@ seamless_test(repair_state_matrix_test integration
 seamless_test(repair_migration_test integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/migration_test.cc
   LIBS seamless_repair_test_support)
+
+seamless_test(repair_large_queue_test integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/large_queue_test.cc
+  LIBS seamless_repair_test_support)
