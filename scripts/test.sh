@@ -13,6 +13,19 @@ fi
 
 scripts/deps.sh
 
+# Test namespaces are named sl-<pid>-...; remove those whose test process is gone
+# (a test that crashed could not run its destructors).
+sweep_namespaces() {
+  local ns pid
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^sl-[0-9]+-' || true); do
+    pid=${ns#sl-}
+    pid=${pid%%-*}
+    kill -0 "$pid" 2>/dev/null || ip netns del "$ns" 2>/dev/null || true
+  done
+}
+sweep_namespaces
+trap sweep_namespaces EXIT
+
 echo "== build (ASan+UBSan) =="
 BUILD_DIR=$root/build-asan scripts/build.sh -DSEAMLESS_SANITIZE=ON
 echo "== tests (ASan+UBSan) =="
