@@ -33,9 +33,9 @@ ClientMetric gauge(double value, std::vector<ClientMetric::Label> labels = {}) {
 }
 
 void add_service_families(const Snapshot& snapshot, std::vector<MetricFamily>& out) {
-  MetricFamily active = family("seamless_connections_active",
-                               "Client connections currently proxied, per service.",
-                               MetricType::Gauge);
+  MetricFamily active =
+      family("seamless_connections_active", "Client connections currently proxied, per service.",
+             MetricType::Gauge);
   MetricFamily total = family("seamless_connections_total",
                               "Client connections accepted, per service.", MetricType::Counter);
   MetricFamily bytes = family("seamless_bytes_total",
@@ -62,9 +62,9 @@ void add_backend_families(const Snapshot& snapshot, std::vector<MetricFamily>& o
                            "1 if the backend passes its health check, 0 if not; absent until "
                            "checked.",
                            MetricType::Gauge);
-  MetricFamily failures = family("seamless_backend_connect_failures_total",
-                                 "Connects to the backend that failed or timed out.",
-                                 MetricType::Counter);
+  MetricFamily failures =
+      family("seamless_backend_connect_failures_total",
+             "Connects to the backend that failed or timed out.", MetricType::Counter);
   for (const BackendSample& backend : snapshot.backends) {
     std::vector<ClientMetric::Label> labels = {label("backend", backend.address),
                                                label("service", backend.service)};
@@ -92,34 +92,33 @@ ClientMetric phase_histogram(const PhaseSample& sample, HandoffPhase phase) {
 }
 
 void add_handoff_families(const Snapshot& snapshot, std::vector<MetricFamily>& out) {
-  MetricFamily handoffs = family("seamless_handoffs_total",
-                                 "Handoffs (upgrade, reload, crash recovery) by how they ended.",
-                                 MetricType::Counter);
+  MetricFamily handoffs =
+      family("seamless_handoffs_total",
+             "Handoffs (upgrade, reload, crash recovery) by how they ended.", MetricType::Counter);
   for (std::size_t r = 0; r < kHandoffReasonCount; ++r) {
     for (std::size_t s = 0; s < kHandoffResultCount; ++s) {
-      handoffs.metric.push_back(
-          counter(snapshot.handoffs[r][s],
-                  {label("reason", label_value(static_cast<HandoffReason>(r))),
-                   label("result", label_value(static_cast<HandoffResult>(s)))}));
+      handoffs.metric.push_back(counter(
+          snapshot.handoffs[r][s], {label("reason", label_value(static_cast<HandoffReason>(r))),
+                                    label("result", label_value(static_cast<HandoffResult>(s)))}));
     }
   }
-  MetricFamily phases = family("seamless_handoff_phase_seconds",
-                               "Duration of each handoff phase, and of the whole handoff.",
-                               MetricType::Histogram);
+  MetricFamily phases =
+      family("seamless_handoff_phase_seconds",
+             "Duration of each handoff phase, and of the whole handoff.", MetricType::Histogram);
   for (std::size_t p = 0; p < kHandoffPhaseCount; ++p) {
     phases.metric.push_back(phase_histogram(snapshot.phases[p], static_cast<HandoffPhase>(p)));
   }
-  MetricFamily connections = family("seamless_handoff_connections_total",
-                                    "Connections carried through handoffs, by outcome.",
-                                    MetricType::Counter);
+  MetricFamily connections =
+      family("seamless_handoff_connections_total",
+             "Connections carried through handoffs, by outcome.", MetricType::Counter);
   for (std::size_t i = 0; i < kHandoffConnectionResultCount; ++i) {
     const auto result = static_cast<HandoffConnectionResult>(i);
     connections.metric.push_back(
         counter(snapshot.handoff_connections[i], {label("result", label_value(result))}));
   }
-  MetricFamily queued = family("seamless_handoff_queued_bytes",
-                               "Bytes in the socket queues that the last handoff dumped.",
-                               MetricType::Gauge);
+  MetricFamily queued =
+      family("seamless_handoff_queued_bytes",
+             "Bytes in the socket queues that the last handoff dumped.", MetricType::Gauge);
   queued.metric.push_back(gauge(static_cast<double>(snapshot.queued_bytes)));
   out.push_back(std::move(handoffs));
   out.push_back(std::move(phases));
@@ -129,30 +128,30 @@ void add_handoff_families(const Snapshot& snapshot, std::vector<MetricFamily>& o
 
 void add_process_families(const Snapshot& snapshot, std::string_view version,
                           std::vector<MetricFamily>& out) {
-  MetricFamily restarts = family("seamless_worker_restarts_total",
-                                 "Workers the keeper started in place of another, by cause.",
-                                 MetricType::Counter);
+  MetricFamily restarts =
+      family("seamless_worker_restarts_total",
+             "Workers the keeper started in place of another, by cause.", MetricType::Counter);
   for (std::size_t i = 0; i < kWorkerRestartCauseCount; ++i) {
     const auto cause = static_cast<WorkerRestartCause>(i);
     restarts.metric.push_back(
         counter(snapshot.worker_restarts[i], {label("cause", label_value(cause))}));
   }
-  MetricFamily locked = family("seamless_locked_flows",
-                               "Flows currently held by the nftables flow lock.",
-                               MetricType::Gauge);
+  MetricFamily locked =
+      family("seamless_locked_flows", "Flows currently held by the nftables flow lock.",
+             MetricType::Gauge);
   locked.metric.push_back(gauge(static_cast<double>(snapshot.locked_flows)));
-  MetricFamily generation = family("seamless_restart_generation",
-                                   "Execs of a new binary since the keeper first started.",
-                                   MetricType::Gauge);
+  MetricFamily generation =
+      family("seamless_restart_generation", "Execs of a new binary since the keeper first started.",
+             MetricType::Gauge);
   generation.metric.push_back(gauge(static_cast<double>(snapshot.generation)));
   MetricFamily start = family("seamless_process_start_time_seconds",
                               "When the keeper first started (unix seconds); kept across "
                               "upgrades and worker restarts, like the counters.",
                               MetricType::Gauge);
   start.metric.push_back(gauge(snapshot.process_start_time));
-  MetricFamily build = family("seamless_build_info",
-                              "Always 1; the version label names the running binary.",
-                              MetricType::Gauge);
+  MetricFamily build =
+      family("seamless_build_info", "Always 1; the version label names the running binary.",
+             MetricType::Gauge);
   build.metric.push_back(gauge(1, {label("version", version)}));
   out.push_back(std::move(restarts));
   out.push_back(std::move(locked));

@@ -5,12 +5,12 @@
 // predecessor did.
 #pragma once
 
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <prometheus/collectable.h>
-#include <prometheus/metric_family.h>
 
 #include "metrics/segment.h"
 #include "metrics/snapshot.h"

@@ -21,15 +21,15 @@ std::string_view label_value(Direction value) {
 }
 
 std::string_view label_value(HandoffReason value) {
-  static constexpr std::array<std::string_view, kHandoffReasonCount> kNames = {
-      "upgrade", "reload", "crash"};
+  static constexpr std::array<std::string_view, kHandoffReasonCount> kNames = {"upgrade", "reload",
+                                                                               "crash"};
   return name_of(value, kNames);
 }
 
 std::string_view label_value(HandoffResult value) {
   static constexpr std::array<std::string_view, kHandoffResultCount> kNames = {
-      "success",     "preflight_failed", "no_space",     "quiesce_failed", "lock_failed",
-      "dump_failed", "write_failed",     "exec_failed",  "restore_failed"};
+      "success",     "preflight_failed", "no_space",    "quiesce_failed", "lock_failed",
+      "dump_failed", "write_failed",     "exec_failed", "restore_failed"};
   return name_of(value, kNames);
 }
 

@@ -16,8 +16,7 @@ using std::memory_order_relaxed;
 Status check_text(const char* what, std::string_view text, std::size_t capacity) {
   if (text.empty() || text.size() >= capacity || text.find('\0') != std::string_view::npos) {
     return Error::logic("metrics: " + std::string(what) + " \"" + std::string(text) +
-                        "\" must be 1.." + std::to_string(capacity - 1) +
-                        " bytes without NUL");
+                        "\" must be 1.." + std::to_string(capacity - 1) + " bytes without NUL");
   }
   return {};
 }
@@ -155,16 +154,14 @@ Status Metrics::add_bytes(std::string_view service_name, Direction direction, st
   return {};
 }
 
-Status Metrics::set_backend_up(std::string_view service_name, std::string_view address,
-                               bool up) {
+Status Metrics::set_backend_up(std::string_view service_name, std::string_view address, bool up) {
   Result<BackendMetrics> found = backend(service_name, address);
   if (!found) return found.error();
   found->set_up(up);
   return {};
 }
 
-Status Metrics::backend_connect_failed(std::string_view service_name,
-                                       std::string_view address) {
+Status Metrics::backend_connect_failed(std::string_view service_name, std::string_view address) {
   Result<BackendMetrics> found = backend(service_name, address);
   if (!found) return found.error();
   found->connect_failed();
@@ -178,8 +175,8 @@ std::optional<bool> Metrics::backend_up(std::string_view service_name,
 }
 
 void Metrics::record_handoff(HandoffReason reason, HandoffResult result) {
-  layout::atomic(segment_->handoffs[static_cast<std::size_t>(reason)]
-                                   [static_cast<std::size_t>(result)])
+  layout::atomic(
+      segment_->handoffs[static_cast<std::size_t>(reason)][static_cast<std::size_t>(result)])
       .fetch_add(1, memory_order_relaxed);
 }
 

@@ -34,7 +34,8 @@ Status set_cloexec(int fd, bool cloexec) {
 
 std::uint64_t unix_now_ns() {
   const auto now = std::chrono::system_clock::now().time_since_epoch();
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
 }
 
 // Fills in a zeroed segment's header. The magic goes last, with release ordering, so a

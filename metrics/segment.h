@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <string_view>
+#include <utility>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -68,8 +69,7 @@ class MetricsSegment {
   layout::Segment& data() const { return *static_cast<layout::Segment*>(mapping_.get()); }
 
  private:
-  MetricsSegment(UniqueFd fd, Mapping mapping)
-      : fd_(std::move(fd)), mapping_(std::move(mapping)) {}
+  MetricsSegment(UniqueFd fd, Mapping mapping) : fd_(std::move(fd)), mapping_(std::move(mapping)) {}
 
   UniqueFd fd_;
   Mapping mapping_;

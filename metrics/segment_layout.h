@@ -50,8 +50,8 @@ static_assert(kWorkerRestartCauseCount <= kMaxRestartCauses);
 // 1-2.5-5 per decade. A lock window is meant to be milliseconds; the long tail is there to
 // show a write of large queues or a restore that waited on a slow peer.
 inline constexpr std::uint64_t kPhaseBucketBoundsNs[] = {
-    100'000,       250'000,       500'000,        1'000'000,     2'500'000,     5'000'000,
-    10'000'000,    25'000'000,    50'000'000,     100'000'000,   250'000'000,   500'000'000,
+    100'000,       250'000,       500'000,       1'000'000,      2'500'000,     5'000'000,
+    10'000'000,    25'000'000,    50'000'000,    100'000'000,    250'000'000,   500'000'000,
     1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000, 30'000'000'000};
 inline constexpr std::size_t kPhaseFiniteBuckets = std::size(kPhaseBucketBoundsNs);
 inline constexpr std::size_t kPhaseBuckets = kPhaseFiniteBuckets + 1;  // + the +Inf bucket
@@ -60,7 +60,7 @@ inline constexpr std::size_t kPhaseBuckets = kPhaseFiniteBuckets + 1;  // + the 
 // claim whose holder died is taken over by the next inserter (slot_table.h).
 inline constexpr std::uint64_t kSlotFree = 0;
 inline constexpr std::uint64_t kSlotReady = 1;
-inline constexpr std::uint64_t kSlotClaimTag = std::uint64_t{1} << 63;  // | the holder's pid
+inline constexpr std::uint64_t kSlotClaimTag = std::uint64_t{1} << 63;  // | the holder's tid
 
 // Backend health as stored; "unknown" (never checked) is the zero of a fresh slot.
 inline constexpr std::uint64_t kHealthUnknown = 0;
@@ -83,7 +83,7 @@ struct alignas(64) Header {
 };
 
 struct alignas(64) ServiceSlot {
-  std::uint64_t state;   // kSlotFree / kSlotReady / kSlotClaimTag | pid
+  std::uint64_t state;   // kSlotFree / kSlotReady / kSlotClaimTag | tid
   std::uint64_t listed;  // 1 = exported; 0 = retired (left the config), counters kept
   std::int64_t active;
   std::uint64_t total;

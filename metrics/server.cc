@@ -1,5 +1,7 @@
 #include "metrics/server.h"
 
+#include <prometheus/exposer.h>
+
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -7,8 +9,6 @@
 #include <exception>
 #include <thread>
 #include <utility>
-
-#include <prometheus/exposer.h>
 
 #include "metrics/collector.h"
 

@@ -1,14 +1,15 @@
 #include "metrics/slot_table.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <thread>
+
+#include "base/unique_fd.h"
 
 namespace seamless::metrics::slots {
 
@@ -27,16 +28,21 @@ std::uint64_t fnv1a(std::string_view first, std::string_view second) {
   return hash;
 }
 
-bool holder_is_dead(pid_t pid) {
-  if (pid <= 0) return true;
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  // kill() succeeds on a zombie: a holder that died but is not reaped yet. /proc tells.
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;  // cannot tell: assume alive, the wait is bounded
-  const std::size_t paren = line.rfind(')');    // the command name may contain spaces
-  if (paren == std::string::npos || paren + 2 >= line.size()) return false;
-  const char state = line[paren + 2];
+bool holder_is_dead(pid_t tid) {
+  if (tid <= 0 || tid == ::gettid()) return true;
+  // kill() finds any thread by its tid; ESRCH means it is gone (and reaped).
+  if (::kill(tid, 0) != 0 && errno == ESRCH) return true;
+  // It also succeeds on a zombie, which cannot write any more: /proc tells. If /proc cannot
+  // be read, assume the holder lives; the inserter's wait is bounded anyway.
+  UniqueFd fd(::open(("/proc/" + std::to_string(tid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  char buffer[512];
+  const ssize_t n = ::read(fd.get(), buffer, sizeof(buffer) - 1);
+  if (n <= 0) return false;
+  const std::string_view stat(buffer, static_cast<std::size_t>(n));
+  const std::size_t paren = stat.rfind(')');  // the command name may contain spaces and ')'
+  if (paren == std::string_view::npos || paren + 2 >= stat.size()) return false;
+  const char state = stat[paren + 2];
   return state == 'Z' || state == 'X';
 }
 

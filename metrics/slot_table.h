@@ -4,16 +4,19 @@
 // The scheme (internal to metrics/):
 //   * Open addressing: a key's probe sequence starts at fnv1a(key) % capacity and walks
 //     forward. The hash is fixed (not std::hash), so every binary probes the same way.
-//   * A slot's state goes free -> claimed(pid) -> ready, by one CAS free->claimed, then
+//   * A slot's state goes free -> claimed(tid) -> ready, by one CAS free->claimed, then
 //     the key is written, then a release store of ready. The key is immutable afterwards,
 //     and slots never return to free, so a key's slot always sits before the first free
 //     slot on its probe sequence and two inserters of one key meet on the same slot: the
 //     loser of the CAS waits for ready and then finds the key there.
-//   * A claim whose holder died (the pid no longer exists, or is a zombie) is taken over by
-//     CAS claimed(dead pid) -> claimed(own pid); the dead holder can write nothing more, so
-//     its half-written key is simply overwritten. A live holder finishes within
-//     nanoseconds; if it does not within kClaimWait (stopped, or a recycled pid), the
-//     insert fails with an Error instead of spinning forever.
+//   * The claim names the holder by thread id (unique among live threads system-wide). A
+//     claim whose holder died (the tid no longer exists, or is a zombie) is taken over by
+//     CAS claimed(dead tid) -> claimed(own tid); the dead holder can write nothing more, so
+//     its half-written key is simply overwritten. A claim bearing the prober's own tid is
+//     abandoned too (a dead holder's tid was recycled to us, and we are not mid-claim).
+//     A live holder finishes within nanoseconds; if it does not within kClaimWait (it is
+//     stopped, or the tid was recycled to another thread), the insert fails with an Error
+//     instead of spinning forever; nothing else in the table is blocked.
 //   * Readers (lookups, scrapes) only look at ready slots.
 // Assumes every process that maps the segment shares one pid namespace (keeper and worker).
 #pragma once
@@ -36,8 +39,8 @@ inline constexpr std::chrono::milliseconds kClaimWait{1000};
 
 std::uint64_t fnv1a(std::string_view first, std::string_view second = {});
 
-// True if no process `pid` runs any more (gone, or a zombie that cannot write).
-bool holder_is_dead(pid_t pid);
+// True if thread `tid` can no longer be writing a claim: gone, a zombie, or the caller.
+bool holder_is_dead(pid_t tid);
 
 // Copies `text` into a NUL-terminated char array of `capacity` bytes.
 void store_text(char* dest, std::size_t capacity, std::string_view text);
@@ -52,8 +55,8 @@ Probe probe_slot(Slot& slot, Matches matches, WriteKey write_key,
                  std::chrono::steady_clock::time_point deadline);
 
 template <typename Slot, typename Matches, typename WriteKey>
-Result<Slot*> find_or_insert(Slot* slots, std::size_t capacity, std::uint64_t hash,
-                             Matches matches, WriteKey write_key, const char* table) {
+Result<Slot*> find_or_insert(Slot* slots, std::size_t capacity, std::uint64_t hash, Matches matches,
+                             WriteKey write_key, const char* table) {
   const auto deadline = std::chrono::steady_clock::now() + kClaimWait;
   for (std::size_t i = 0; i < capacity; ++i) {
     Slot& slot = slots[(hash + i) % capacity];
@@ -65,7 +68,7 @@ Result<Slot*> find_or_insert(Slot* slots, std::size_t capacity, std::uint64_t ha
         continue;
       case Probe::kTimedOut:
         return Error::logic(std::string("metrics ") + table + " slot " +
-                            std::to_string(&slot - slots) + " stays claimed by a live process");
+                            std::to_string(&slot - slots) + " stays claimed by a live thread");
     }
   }
   return Error::logic(std::string("metrics ") + table + " table is full (" +
@@ -87,9 +90,9 @@ Slot* find(Slot* slots, std::size_t capacity, std::uint64_t hash, Matches matche
 // Claims `slot` from `expected` (free, or a dead holder's claim) and publishes the key.
 template <typename Slot, typename WriteKey>
 bool claim_and_publish(Slot& slot, std::uint64_t expected, WriteKey write_key) {
-  const std::uint64_t mine = layout::kSlotClaimTag | static_cast<std::uint64_t>(::getpid());
-  if (!layout::atomic(slot.state).compare_exchange_strong(expected, mine,
-                                                           std::memory_order_acq_rel)) {
+  const std::uint64_t mine = layout::kSlotClaimTag | static_cast<std::uint64_t>(::gettid());
+  if (!layout::atomic(slot.state)
+           .compare_exchange_strong(expected, mine, std::memory_order_acq_rel)) {
     return false;
   }
   write_key(slot);

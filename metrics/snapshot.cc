@@ -11,7 +11,9 @@ namespace {
 using std::memory_order_acquire;
 using std::memory_order_relaxed;
 
-std::uint64_t load(std::uint64_t& field) { return layout::atomic(field).load(memory_order_relaxed); }
+std::uint64_t load(std::uint64_t& field) {
+  return layout::atomic(field).load(memory_order_relaxed);
+}
 
 bool is_listed_and_ready(std::uint64_t& state, std::uint64_t& listed) {
   // acquire: the slot's key, written before ready was stored, is visible after this.

@@ -50,7 +50,8 @@ ExecOutcome exec_helper(const MetricsSegment& segment, const char* add_bytes) {
   char buffer[512];
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now()).count();
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
     pollfd p{out[0], POLLIN, 0};
     if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) {
       ::kill(child, SIGKILL);  // timed out: do not leave it behind
@@ -67,7 +68,7 @@ ExecOutcome exec_helper(const MetricsSegment& segment, const char* add_bytes) {
   return outcome;
 }
 
-TEST(MetricsExec, SegmentSurvivesExecve) {
+TEST(metrics_Exec, SegmentSurvivesExecve) {
   Result<MetricsSegment> segment = MetricsSegment::create();
   ASSERT_TRUE(segment);
   Metrics metrics(*segment);
@@ -88,7 +89,7 @@ TEST(MetricsExec, SegmentSurvivesExecve) {
 }
 
 // The control: with CLOEXEC left on, the new image has no segment to adopt.
-TEST(MetricsExec, CloexecSegmentDoesNotSurviveExecve) {
+TEST(metrics_Exec, CloexecSegmentDoesNotSurviveExecve) {
   Result<MetricsSegment> segment = MetricsSegment::create();
   ASSERT_TRUE(segment);
   const ExecOutcome outcome = exec_helper(*segment, "5");

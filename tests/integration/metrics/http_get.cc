@@ -67,8 +67,7 @@ Result<HttpResponse> http_get(std::uint16_t port, const std::string& path,
   std::size_t sent = 0;
   while (sent < request.size()) {
     if (!wait_for(fd->get(), POLLOUT, deadline)) return Error::logic("send timed out");
-    const ssize_t n = ::send(fd->get(), request.data() + sent, request.size() - sent,
-                             MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd->get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EINTR) return Error::from_errno("send");
     if (n > 0) sent += static_cast<std::size_t>(n);
   }

@@ -60,7 +60,7 @@ void populate(Metrics& metrics) {
   metrics.set_process_start_time(1700000000);
 }
 
-TEST(MetricsServer, ServesEveryFamilyFromTheSegment) {
+TEST(metrics_Server, ServesEveryFamilyFromTheSegment) {
   Result<MetricsSegment> segment = MetricsSegment::create();
   ASSERT_TRUE(segment);
   Metrics metrics(*segment);
@@ -76,14 +76,19 @@ TEST(MetricsServer, ServesEveryFamilyFromTheSegment) {
   EXPECT_THAT(body, HasSubstr("seamless_connections_total{service=\"pg\"} 3\n"));
   EXPECT_THAT(body, HasSubstr("seamless_bytes_total{direction=\"in\",service=\"pg\"} 100\n"));
   EXPECT_THAT(body, HasSubstr("seamless_bytes_total{direction=\"out\",service=\"pg\"} 200\n"));
-  EXPECT_THAT(body, HasSubstr("seamless_backend_up{backend=\"127.0.0.1:5432\",service=\"pg\"} 1\n"));
-  EXPECT_THAT(body, HasSubstr("seamless_backend_up{backend=\"127.0.0.2:5432\",service=\"pg\"} 0\n"));
+  EXPECT_THAT(body,
+              HasSubstr("seamless_backend_up{backend=\"127.0.0.1:5432\",service=\"pg\"} 1\n"));
+  EXPECT_THAT(body,
+              HasSubstr("seamless_backend_up{backend=\"127.0.0.2:5432\",service=\"pg\"} 0\n"));
   EXPECT_THAT(body, HasSubstr("seamless_backend_connect_failures_total{backend=\"127.0.0.2:5432\","
                               "service=\"pg\"} 2\n"));
-  EXPECT_THAT(body, HasSubstr("seamless_handoffs_total{reason=\"upgrade\",result=\"success\"} 1\n"));
+  EXPECT_THAT(body,
+              HasSubstr("seamless_handoffs_total{reason=\"upgrade\",result=\"success\"} 1\n"));
   EXPECT_THAT(body, HasSubstr("# TYPE seamless_handoff_phase_seconds histogram\n"));
-  EXPECT_THAT(body, HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"lock\",le=\"0.001\"} 0\n"));
-  EXPECT_THAT(body, HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"lock\",le=\"0.0025\"} 1\n"));
+  EXPECT_THAT(body,
+              HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"lock\",le=\"0.001\"} 0\n"));
+  EXPECT_THAT(body,
+              HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"lock\",le=\"0.0025\"} 1\n"));
   EXPECT_THAT(body, HasSubstr("seamless_handoff_phase_seconds_count{phase=\"lock\"} 1\n"));
   EXPECT_THAT(body, HasSubstr("seamless_handoff_connections_total{result=\"aborted\"} 0\n"));
   EXPECT_THAT(body, HasSubstr("seamless_handoff_queued_bytes 0\n"));
@@ -99,7 +104,7 @@ TEST(MetricsServer, ServesEveryFamilyFromTheSegment) {
               HasSubstr("seamless_bytes_total{direction=\"in\",service=\"pg\"} 105\n"));
 }
 
-TEST(MetricsServer, ANewWorkerServesTheSameCounters) {
+TEST(metrics_Server, ANewWorkerServesTheSameCounters) {
   Result<MetricsSegment> keeper = MetricsSegment::create();
   ASSERT_TRUE(keeper);
   Metrics metrics(*keeper);
@@ -119,11 +124,12 @@ TEST(MetricsServer, ANewWorkerServesTheSameCounters) {
   ASSERT_TRUE(server) << server.error().message;
   const std::string body = scrape(**server);
   EXPECT_THAT(body, HasSubstr("seamless_connections_total{service=\"pg\"} 4\n"));
-  EXPECT_THAT(body, HasSubstr("seamless_backend_up{backend=\"127.0.0.2:5432\",service=\"pg\"} 0\n"));
+  EXPECT_THAT(body,
+              HasSubstr("seamless_backend_up{backend=\"127.0.0.2:5432\",service=\"pg\"} 0\n"));
   EXPECT_EQ(Metrics(*successor).backend_up("pg", "127.0.0.2:5432"), false);
 }
 
-TEST(MetricsServer, StoppingReleasesThePort) {
+TEST(metrics_Server, StoppingReleasesThePort) {
   Result<MetricsSegment> segment = MetricsSegment::create();
   ASSERT_TRUE(segment);
   auto server = start_metrics_server("127.0.0.1:0", *segment);
@@ -140,7 +146,7 @@ TEST(MetricsServer, StoppingReleasesThePort) {
   EXPECT_TRUE(http_get(port, "/metrics"));
 }
 
-TEST(MetricsServer, PortInUseIsAClearError) {
+TEST(metrics_Server, PortInUseIsAClearError) {
   std::uint16_t port = 0;
   UniqueFd holder = listening_socket(port);
   ASSERT_NE(port, 0);
@@ -153,16 +159,13 @@ TEST(MetricsServer, PortInUseIsAClearError) {
   EXPECT_EQ(server.error().code, EADDRINUSE);
 }
 
-TEST(MetricsServer, MalformedListenAddressesAreErrors) {
+TEST(metrics_Server, MalformedListenAddressesAreErrors) {
   Result<MetricsSegment> segment = MetricsSegment::create();
   ASSERT_TRUE(segment);
   const std::pair<const char*, const char*> cases[] = {
-      {"127.0.0.1", "expected host:port"},
-      {"127.0.0.1:99999", "bad port"},
-      {"127.0.0.1:", "bad port"},
-      {"localhost:9100", "bad IPv4 address"},
-      {"[::1:9100", "bad IPv4 address"},
-      {"[zz]:9100", "bad IPv6 address"},
+      {"127.0.0.1", "expected host:port"}, {"127.0.0.1:99999", "bad port"},
+      {"127.0.0.1:", "bad port"},          {"localhost:9100", "bad IPv4 address"},
+      {"[::1:9100", "bad IPv4 address"},   {"[zz]:9100", "bad IPv6 address"},
   };
   for (const auto& [listen, expected] : cases) {
     Result<std::unique_ptr<MetricsServer>> server = start_metrics_server(listen, *segment);

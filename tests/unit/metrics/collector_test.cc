@@ -32,9 +32,9 @@ const std::pair<const char*, const char*> kFamilies[] = {
     {"seamless_build_info", "gauge"},
 };
 
-class MetricsCollectorTest : public ::testing::Test {
+class metrics_Collector : public ::testing::Test {
  protected:
-  MetricsCollectorTest() : segment_(MetricsSegment::create().value()), metrics_(segment_) {}
+  metrics_Collector() : segment_(MetricsSegment::create().value()), metrics_(segment_) {}
 
   std::string text() {
     SegmentCollector collector(segment_, "9.8.7");
@@ -45,7 +45,7 @@ class MetricsCollectorTest : public ::testing::Test {
   Metrics metrics_;
 };
 
-TEST_F(MetricsCollectorTest, EveryFamilyHasHelpAndType) {
+TEST_F(metrics_Collector, EveryFamilyHasHelpAndType) {
   const std::string out = text();
   for (const auto& [name, type] : kFamilies) {
     EXPECT_THAT(out, HasSubstr(std::string("# HELP ") + name + " ")) << name;
@@ -54,7 +54,7 @@ TEST_F(MetricsCollectorTest, EveryFamilyHasHelpAndType) {
   EXPECT_THAT(out, HasSubstr("seamless_build_info{version=\"9.8.7\"} 1\n"));
 }
 
-TEST_F(MetricsCollectorTest, ServiceAndBackendSamples) {
+TEST_F(metrics_Collector, ServiceAndBackendSamples) {
   Result<ServiceMetrics> pg = metrics_.service("pg");
   ASSERT_TRUE(pg);
   pg->connection_opened();
@@ -77,7 +77,7 @@ TEST_F(MetricsCollectorTest, ServiceAndBackendSamples) {
                              "service=\"pg\"} 1\n"));
 }
 
-TEST_F(MetricsCollectorTest, HandoffSamples) {
+TEST_F(metrics_Collector, HandoffSamples) {
   metrics_.record_handoff(HandoffReason::kCrash, HandoffResult::kSuccess);
   metrics_.observe_phase(HandoffPhase::kDump, 0.0003);
   metrics_.observe_phase(HandoffPhase::kDump, 0.004);
@@ -93,11 +93,16 @@ TEST_F(MetricsCollectorTest, HandoffSamples) {
               HasSubstr("seamless_handoffs_total{reason=\"upgrade\",result=\"exec_failed\"} 0\n"));
   EXPECT_THAT(out, HasSubstr("seamless_handoff_phase_seconds_count{phase=\"dump\"} 2\n"));
   EXPECT_THAT(out, HasSubstr("seamless_handoff_phase_seconds_sum{phase=\"dump\"} 0.0043\n"));
-  EXPECT_THAT(out, HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"dump\",le=\"0.0001\"} 0\n"));
-  EXPECT_THAT(out, HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"dump\",le=\"0.0005\"} 1\n"));
-  EXPECT_THAT(out, HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"dump\",le=\"0.005\"} 2\n"));
-  EXPECT_THAT(out, HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"dump\",le=\"30\"} 2\n"));
-  EXPECT_THAT(out, HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"dump\",le=\"+Inf\"} 2\n"));
+  EXPECT_THAT(out,
+              HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"dump\",le=\"0.0001\"} 0\n"));
+  EXPECT_THAT(out,
+              HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"dump\",le=\"0.0005\"} 1\n"));
+  EXPECT_THAT(out,
+              HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"dump\",le=\"0.005\"} 2\n"));
+  EXPECT_THAT(out,
+              HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"dump\",le=\"30\"} 2\n"));
+  EXPECT_THAT(out,
+              HasSubstr("seamless_handoff_phase_seconds_bucket{phase=\"dump\",le=\"+Inf\"} 2\n"));
   EXPECT_THAT(out, HasSubstr("seamless_handoff_phase_seconds_count{phase=\"unlock\"} 0\n"));
   EXPECT_THAT(out, HasSubstr("seamless_handoff_connections_total{result=\"restored\"} 3\n"));
   EXPECT_THAT(out, HasSubstr("seamless_handoff_queued_bytes 65536\n"));
@@ -106,7 +111,7 @@ TEST_F(MetricsCollectorTest, HandoffSamples) {
   EXPECT_THAT(out, HasSubstr("seamless_restart_generation 1\n"));
 }
 
-TEST_F(MetricsCollectorTest, LabelValuesAreEscaped) {
+TEST_F(metrics_Collector, LabelValuesAreEscaped) {
   ASSERT_TRUE(metrics_.backend_connect_failed("pg", "we\"ird\\addr").ok());
   EXPECT_THAT(text(), HasSubstr("backend=\"we\\\"ird\\\\addr\""));
 }

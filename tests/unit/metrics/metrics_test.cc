@@ -14,9 +14,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class MetricsTest : public ::testing::Test {
+class metrics_Api : public ::testing::Test {
  protected:
-  MetricsTest() : segment_(MetricsSegment::create().value()), metrics_(segment_) {}
+  metrics_Api() : segment_(MetricsSegment::create().value()), metrics_(segment_) {}
 
   Snapshot snapshot() { return take_snapshot(segment_.data()); }
 
@@ -24,7 +24,7 @@ class MetricsTest : public ::testing::Test {
   Metrics metrics_;
 };
 
-TEST_F(MetricsTest, ServiceHandleCountsConnectionsAndBytes) {
+TEST_F(metrics_Api, ServiceHandleCountsConnectionsAndBytes) {
   Result<ServiceMetrics> pg = metrics_.service("pg");
   ASSERT_TRUE(pg) << pg.error().message;
   pg->connection_opened();
@@ -41,7 +41,7 @@ TEST_F(MetricsTest, ServiceHandleCountsConnectionsAndBytes) {
   EXPECT_EQ(pg->active(), 5);
 }
 
-TEST_F(MetricsTest, OneNameOneSlot) {
+TEST_F(metrics_Api, OneNameOneSlot) {
   Result<ServiceMetrics> first = metrics_.service("pg");
   ASSERT_TRUE(first);
   first->connection_opened();
@@ -53,7 +53,7 @@ TEST_F(MetricsTest, OneNameOneSlot) {
   EXPECT_FALSE(metrics_.find_service("pg2"));
 }
 
-TEST_F(MetricsTest, RejectsNamesThatDoNotFit) {
+TEST_F(metrics_Api, RejectsNamesThatDoNotFit) {
   EXPECT_FALSE(metrics_.service(""));
   EXPECT_TRUE(metrics_.service(std::string(layout::kNameBytes - 1, 'a')));
   Result<ServiceMetrics> too_long = metrics_.service(std::string(layout::kNameBytes, 'a'));
@@ -63,7 +63,7 @@ TEST_F(MetricsTest, RejectsNamesThatDoNotFit) {
   EXPECT_FALSE(metrics_.service(std::string("a\0b", 3)));
 }
 
-TEST_F(MetricsTest, FullTableIsAnError) {
+TEST_F(metrics_Api, FullTableIsAnError) {
   for (std::size_t i = 0; i < layout::kMaxServices; ++i) {
     ASSERT_TRUE(metrics_.service("s" + std::to_string(i))) << i;
   }
@@ -75,7 +75,7 @@ TEST_F(MetricsTest, FullTableIsAnError) {
   EXPECT_EQ(snapshot().services.size(), layout::kMaxServices);
 }
 
-TEST_F(MetricsTest, BackendHealthIsUnknownUntilSet) {
+TEST_F(metrics_Api, BackendHealthIsUnknownUntilSet) {
   EXPECT_EQ(metrics_.backend_up("pg", "127.0.0.1:5432"), std::nullopt);
   Result<BackendMetrics> backend = metrics_.backend("pg", "127.0.0.1:5432");
   ASSERT_TRUE(backend);
@@ -93,7 +93,7 @@ TEST_F(MetricsTest, BackendHealthIsUnknownUntilSet) {
   EXPECT_EQ(backend->address(), "127.0.0.1:5432");
 }
 
-TEST_F(MetricsTest, RetiredSlotsAreHiddenAndKeepTheirCounters) {
+TEST_F(metrics_Api, RetiredSlotsAreHiddenAndKeepTheirCounters) {
   ASSERT_TRUE(metrics_.add_bytes("old", Direction::kOut, 9).ok());
   ASSERT_TRUE(metrics_.set_backend_up("old", "127.0.0.1:1", true).ok());
   metrics_.retire_service("old");
@@ -106,7 +106,7 @@ TEST_F(MetricsTest, RetiredSlotsAreHiddenAndKeepTheirCounters) {
   EXPECT_EQ(snapshot().services[0].bytes[1], 10u);
 }
 
-TEST_F(MetricsTest, PhaseHistogramBuckets) {
+TEST_F(metrics_Api, PhaseHistogramBuckets) {
   metrics_.observe_phase(HandoffPhase::kLock, 0.00005);  // below the first bound
   metrics_.observe_phase(HandoffPhase::kLock, 0.0001);   // on it: le is inclusive
   metrics_.observe_phase(HandoffPhase::kLock, 0.002);
@@ -126,7 +126,7 @@ TEST_F(MetricsTest, PhaseHistogramBuckets) {
   EXPECT_NEAR(total.sum_seconds, 0.04, 1e-12);
 }
 
-TEST_F(MetricsTest, HandoffAndProcessValues) {
+TEST_F(metrics_Api, HandoffAndProcessValues) {
   metrics_.record_handoff(HandoffReason::kUpgrade, HandoffResult::kSuccess);
   metrics_.record_handoff(HandoffReason::kUpgrade, HandoffResult::kPreflightFailed);
   metrics_.record_handoff(HandoffReason::kUpgrade, HandoffResult::kPreflightFailed);
@@ -150,13 +150,13 @@ TEST_F(MetricsTest, HandoffAndProcessValues) {
   EXPECT_EQ(s.process_start_time, 1700000000.5);
 }
 
-TEST_F(MetricsTest, ProcessStartTimeDefaultsToCreation) {
-  const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
+TEST_F(metrics_Api, ProcessStartTimeDefaultsToCreation) {
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   EXPECT_NEAR(snapshot().process_start_time, now, 60.0);
 }
 
-TEST(MetricsLabels, WireNames) {
+TEST(metrics_Labels, WireNames) {
   EXPECT_EQ(label_value(Direction::kOut), "out");
   EXPECT_EQ(label_value(HandoffReason::kCrash), "crash");
   EXPECT_EQ(label_value(HandoffResult::kRestoreFailed), "restore_failed");

@@ -31,7 +31,7 @@ UniqueFd forged_segment(const layout::Header& header, std::size_t bytes, bool se
 
 layout::Header header_of(const MetricsSegment& segment) { return segment.data().header; }
 
-TEST(MetricsSegment, CreateWritesAValidSealedHeader) {
+TEST(metrics_Segment, CreateWritesAValidSealedHeader) {
   Result<MetricsSegment> segment = MetricsSegment::create();
   ASSERT_TRUE(segment) << segment.error().message;
   const layout::Header header = header_of(*segment);
@@ -44,7 +44,7 @@ TEST(MetricsSegment, CreateWritesAValidSealedHeader) {
   EXPECT_NE(::ftruncate(segment->fd(), 4096), 0);
 }
 
-TEST(MetricsSegment, AdoptSeesTheSameMemory) {
+TEST(metrics_Segment, AdoptSeesTheSameMemory) {
   Result<MetricsSegment> first = MetricsSegment::create();
   ASSERT_TRUE(first);
   Result<MetricsSegment> second = MetricsSegment::adopt(dup_fd(first->fd()));
@@ -57,7 +57,7 @@ TEST(MetricsSegment, AdoptSeesTheSameMemory) {
   EXPECT_EQ(a.generation(), 1u);
 }
 
-TEST(MetricsSegment, AdoptRefusesAForeignFile) {
+TEST(metrics_Segment, AdoptRefusesAForeignFile) {
   layout::Header header{};
   header.magic = 0x1122334455667788;
   Result<MetricsSegment> adopted =
@@ -67,7 +67,7 @@ TEST(MetricsSegment, AdoptRefusesAForeignFile) {
   EXPECT_THAT(adopted.error().message, HasSubstr("adopt metrics segment fd "));
 }
 
-TEST(MetricsSegment, AdoptRefusesANewerLayout) {
+TEST(metrics_Segment, AdoptRefusesANewerLayout) {
   Result<MetricsSegment> real = MetricsSegment::create();
   ASSERT_TRUE(real);
   layout::Header header = header_of(*real);
@@ -80,7 +80,7 @@ TEST(MetricsSegment, AdoptRefusesANewerLayout) {
                         " is newer than this binary's"));
 }
 
-TEST(MetricsSegment, AdoptRefusesAnOlderLayout) {
+TEST(metrics_Segment, AdoptRefusesAnOlderLayout) {
   Result<MetricsSegment> real = MetricsSegment::create();
   ASSERT_TRUE(real);
   layout::Header header = header_of(*real);
@@ -91,7 +91,7 @@ TEST(MetricsSegment, AdoptRefusesAnOlderLayout) {
   EXPECT_THAT(adopted.error().message, HasSubstr("is older than this binary's"));
 }
 
-TEST(MetricsSegment, AdoptRefusesAWrongSize) {
+TEST(metrics_Segment, AdoptRefusesAWrongSize) {
   Result<MetricsSegment> real = MetricsSegment::create();
   ASSERT_TRUE(real);
   Result<MetricsSegment> adopted =
@@ -105,7 +105,7 @@ TEST(MetricsSegment, AdoptRefusesAWrongSize) {
   EXPECT_THAT(tiny.error().message, HasSubstr("too small"));
 }
 
-TEST(MetricsSegment, AdoptRefusesAnUnsealedFile) {
+TEST(metrics_Segment, AdoptRefusesAnUnsealedFile) {
   Result<MetricsSegment> real = MetricsSegment::create();
   ASSERT_TRUE(real);
   Result<MetricsSegment> adopted = MetricsSegment::adopt(
@@ -114,7 +114,7 @@ TEST(MetricsSegment, AdoptRefusesAnUnsealedFile) {
   EXPECT_THAT(adopted.error().message, HasSubstr("not sealed"));
 }
 
-TEST(MetricsSegment, AdoptRefusesAPipeAndABadFd) {
+TEST(metrics_Segment, AdoptRefusesAPipeAndABadFd) {
   int pipe_fds[2];
   ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
   UniqueFd write_end(pipe_fds[1]);
@@ -125,7 +125,7 @@ TEST(MetricsSegment, AdoptRefusesAPipeAndABadFd) {
   EXPECT_FALSE(none);
 }
 
-TEST(MetricsSegment, InheritOnExecTogglesCloexec) {
+TEST(metrics_Segment, InheritOnExecTogglesCloexec) {
   Result<MetricsSegment> segment = MetricsSegment::create();
   ASSERT_TRUE(segment);
   ASSERT_TRUE(segment->set_inherit_on_exec(true).ok());
@@ -134,7 +134,7 @@ TEST(MetricsSegment, InheritOnExecTogglesCloexec) {
   EXPECT_NE(::fcntl(segment->fd(), F_GETFD) & FD_CLOEXEC, 0);
 }
 
-TEST(MetricsSegment, ParsesFdNumbers) {
+TEST(metrics_Segment, ParsesFdNumbers) {
   ASSERT_TRUE(parse_fd_number("7"));
   EXPECT_EQ(*parse_fd_number("7"), 7);
   EXPECT_FALSE(parse_fd_number(""));

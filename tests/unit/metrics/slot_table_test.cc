@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <future>
 #include <set>
 #include <string>
 #include <thread>
@@ -21,9 +22,9 @@ namespace {
 using ::testing::HasSubstr;
 using testing::wait_until;
 
-class MetricsSlotTableTest : public ::testing::Test {
+class metrics_SlotTable : public ::testing::Test {
  protected:
-  MetricsSlotTableTest() : segment_(MetricsSegment::create().value()), metrics_(segment_) {}
+  metrics_SlotTable() : segment_(MetricsSegment::create().value()), metrics_(segment_) {}
 
   // The slot where `name`'s probe sequence starts, i.e. where it lands in an empty table.
   layout::ServiceSlot& home_slot(const std::string& name) {
@@ -56,14 +57,14 @@ bool is_zombie(pid_t pid) {
   return paren != std::string::npos && line.size() > paren + 2 && line[paren + 2] == 'Z';
 }
 
-TEST(MetricsSlotHash, SeparatesTheTwoKeyParts) {
+TEST(metrics_SlotHash, SeparatesTheTwoKeyParts) {
   EXPECT_NE(slots::fnv1a("ab", "c"), slots::fnv1a("a", "bc"));
   EXPECT_EQ(slots::fnv1a("pg"), slots::fnv1a("pg", ""));
   // Fixed across builds: a new binary after exec must probe where the old one inserted.
   EXPECT_EQ(slots::fnv1a(""), 0xaf64724c8602eb6eULL);
 }
 
-TEST_F(MetricsSlotTableTest, ClaimOfADeadHolderIsTakenOver) {
+TEST_F(metrics_SlotTable, ClaimOfADeadHolderIsTakenOver) {
   layout::ServiceSlot& home = home_slot("pg");
   abandon_claim(home, dead_child(/*keep_zombie=*/false));
   Result<ServiceMetrics> pg = metrics_.service("pg");
@@ -77,7 +78,7 @@ TEST_F(MetricsSlotTableTest, ClaimOfADeadHolderIsTakenOver) {
   EXPECT_EQ(s.services[0].total, 1u);
 }
 
-TEST_F(MetricsSlotTableTest, ClaimOfAnUnreapedHolderIsTakenOver) {
+TEST_F(metrics_SlotTable, ClaimOfAnUnreapedHolderIsTakenOver) {
   const pid_t zombie = dead_child(/*keep_zombie=*/true);
   ASSERT_TRUE(wait_until([zombie] { return is_zombie(zombie); }));
   abandon_claim(home_slot("pg"), zombie);
@@ -85,17 +86,32 @@ TEST_F(MetricsSlotTableTest, ClaimOfAnUnreapedHolderIsTakenOver) {
   ::waitpid(zombie, nullptr, 0);
 }
 
-TEST_F(MetricsSlotTableTest, ClaimOfALiveHolderTimesOutInsteadOfWedging) {
-  abandon_claim(home_slot("pg"), ::getpid());
+TEST_F(metrics_SlotTable, ClaimOfALiveHolderTimesOutInsteadOfWedging) {
+  // A live thread that never finishes its claim (as if stopped between claim and publish).
+  std::promise<pid_t> tid;
+  std::promise<void> release;
+  std::thread holder([&] {
+    tid.set_value(::gettid());
+    release.get_future().wait();
+  });
+  abandon_claim(home_slot("pg"), tid.get_future().get());
   Result<ServiceMetrics> pg = metrics_.service("pg");
+  release.set_value();
+  holder.join();
   ASSERT_FALSE(pg);
-  EXPECT_THAT(pg.error().message, HasSubstr("stays claimed by a live process"));
-  // Lookups do not wait, and other names that do not probe through it still insert.
+  EXPECT_THAT(pg.error().message, HasSubstr("stays claimed by a live thread"));
+  // Lookups do not wait; they see no key there.
   EXPECT_FALSE(metrics_.find_service("pg"));
   EXPECT_TRUE(take_snapshot(segment_.data()).services.empty());
 }
 
-TEST_F(MetricsSlotTableTest, CollidingNamesProbeOnAndStayDistinct) {
+TEST_F(metrics_SlotTable, ClaimBearingTheProbersOwnTidIsAbandoned) {
+  // A dead holder's tid recycled to us: we are not mid-claim, so the claim is stale.
+  abandon_claim(home_slot("pg"), ::gettid());
+  EXPECT_TRUE(metrics_.service("pg"));
+}
+
+TEST_F(metrics_SlotTable, CollidingNamesProbeOnAndStayDistinct) {
   // Occupy the home slot of "pg" with another name, so "pg" must probe further.
   layout::ServiceSlot& home = home_slot("pg");
   home.state = layout::kSlotReady;
@@ -108,7 +124,7 @@ TEST_F(MetricsSlotTableTest, CollidingNamesProbeOnAndStayDistinct) {
   EXPECT_EQ(take_snapshot(segment_.data()).services.size(), 2u);
 }
 
-TEST_F(MetricsSlotTableTest, ConcurrentInsertersOfOneNameShareASlot) {
+TEST_F(metrics_SlotTable, ConcurrentInsertersOfOneNameShareASlot) {
   constexpr int kThreads = 4;
   constexpr int kNames = 64;
   std::vector<std::thread> threads;
@@ -117,7 +133,8 @@ TEST_F(MetricsSlotTableTest, ConcurrentInsertersOfOneNameShareASlot) {
       Metrics metrics(segment_);
       for (int i = 0; i < kNames; ++i) {
         ASSERT_TRUE(metrics.connection_opened("svc" + std::to_string(i)).ok());
-        ASSERT_TRUE(metrics.backend_connect_failed("svc", "127.0.0.1:" + std::to_string(1000 + i)).ok());
+        ASSERT_TRUE(
+            metrics.backend_connect_failed("svc", "127.0.0.1:" + std::to_string(1000 + i)).ok());
       }
     });
   }
