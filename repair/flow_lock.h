@@ -1,0 +1,118 @@
+// FlowLock: makes the local input path drop the peer's packets of chosen TCP flows
+// while their sockets are dumped and restored (DESIGN.md §6, TCP_REPAIR.md "Flow
+// lock"). It owns `table inet <table>`: sets flows4/flows6 of
+// saddr . sport . daddr . dport keys with per-element timeouts, and a chain on the
+// input hook at priority -310 (before conntrack) that accepts packets carrying
+// `mark` (our injected FIN/ACKs) and drops packets whose tuple is in a set.
+//
+// Protocol:
+//   start:   open(table) creates whatever is missing and rewrites the chain's rules;
+//            it never removes set elements. A keeper restarting mid-handoff sees
+//            count_locked() > 0 and resumes instead of starting over.
+//   handoff: lock(flows, t) -> dump_socket -> close old -> restore_socket ->
+//            finish_restore -> unlock(flows) -> probe_peer. refresh(flows, t) renews
+//            the deadline of a handoff that runs long. The timeout is the dead-man
+//            switch: a keeper that dies mid-handoff stops dropping after t, and the
+//            peer's retransmissions then meet whatever socket exists (or a RST).
+//   exit:    destroy() on a clean exit (never while a handoff file exists).
+//
+// Each of lock, unlock and refresh is ONE nf_tables transaction however many flows
+// it carries (thousands are fine): it applies to all flows or to none, and a
+// failure names the operation, the table and, where the kernel says which, the flow.
+// A Flow is keyed as the peer's packets carry it: (saddr, sport) = peer,
+// (daddr, dport) = local; its set follows the address, not the socket, so a
+// ::ffff:a.b.c.d client of a dual-stack listener goes to flows4 as a.b.c.d.
+//
+// Needs CAP_NET_ADMIN in the network namespace that was current at open(); the
+// table lives in that namespace. One owner, one thread at a time. The table is not
+// tied to the socket (no NFT_TABLE_F_OWNER): after exec, open() again or adopt()
+// the inherited socket; both keep the locked flows.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "repair/endpoint.h"
+
+namespace seamless::repair {
+
+namespace nft {
+class Socket;
+}
+
+struct Flow {
+  Endpoint peer;   // the remote end: source of the packets we drop
+  Endpoint local;  // our socket's address: their destination
+
+  bool operator==(const Flow&) const = default;
+};
+
+// "198.18.0.1:5000 -> 198.18.0.2:80"
+std::string to_string(const Flow& flow);
+
+inline constexpr uint32_t kFlowLockMark = 0x5ea1;
+
+struct FlowLockOptions {
+  uint32_t mark = kFlowLockMark;  // packets with this skb mark pass a lock
+  // The netlink socket is close-on-exec unless this is set; set it to hand the
+  // socket to an exec'd successor (which then calls adopt()).
+  bool keep_on_exec = false;
+};
+
+class FlowLock {
+ public:
+  // Opens a netfilter netlink socket and makes sure the table, its sets and its
+  // chain exist with the rules above, in one transaction. Idempotent; keeps the
+  // elements of an existing table. A same-named table with different sets or a
+  // different chain hook is an error, not silently replaced.
+  static Result<FlowLock> open(std::string table, FlowLockOptions options = {});
+  // Like open() on a netlink socket inherited across exec (see keep_on_exec).
+  static Result<FlowLock> adopt(UniqueFd netlink_fd, std::string table,
+                                FlowLockOptions options = {});
+
+  FlowLock(FlowLock&&) noexcept;
+  FlowLock& operator=(FlowLock&&) noexcept;
+  ~FlowLock();  // closes the socket; the table and its locks stay
+
+  // Drops the flows' incoming packets for `timeout` (> 0) or until unlock. A flow
+  // that is already locked fails the whole call with EEXIST and names the flow:
+  // use refresh() to extend a lock.
+  Status lock(std::span<const Flow> flows, std::chrono::milliseconds timeout);
+  // Lets the flows' packets through again. A flow that is not locked (never was,
+  // or its lock expired) is fine and does not disturb the others: each element is
+  // first added without timeout, then deleted, in the same transaction, which
+  // works on every kernel (DELSETELEM alone fails the batch with ENOENT).
+  Status unlock(std::span<const Flow> flows);
+  // Locks the flows with a fresh `timeout`, whether or not they still were locked.
+  // In one transaction: ensure present, delete, add with the new timeout.
+  Status refresh(std::span<const Flow> flows, std::chrono::milliseconds timeout);
+  // Live elements in flows4 + flows6: the seamless_locked_flows gauge, and how a
+  // restarting keeper sees a handoff in progress.
+  Result<size_t> count_locked();
+  // Removes the table with every lock in it. Succeeds if it is already gone.
+  Status destroy();
+
+  // The netfilter netlink socket (borrowed).
+  int netlink_fd() const;
+  const std::string& table() const { return table_; }
+  uint32_t mark() const { return mark_; }
+
+ private:
+  FlowLock(std::string table, uint32_t mark, std::unique_ptr<nft::Socket> socket);
+  static Result<FlowLock> start(std::string table, FlowLockOptions options,
+                                Result<nft::Socket> socket);
+  Status ensure_ruleset();
+  Error failure(const char* op, const Error& cause) const;
+
+  std::string table_;
+  uint32_t mark_;
+  std::unique_ptr<nft::Socket> socket_;  // pimpl: libmnl stays out of this header
+};
+
+}  // namespace seamless::repair
