@@ -3,7 +3,6 @@
 // flow lock the same cycle must draw resets: that proves the lock is what saves them.
 #include <gtest/gtest.h>
 #include <linux/sockios.h>
-#include <poll.h>
 #include <sys/ioctl.h>
 
 #include <optional>
@@ -20,26 +19,6 @@ using namespace std::chrono_literals;
 constexpr int kConnections = 50;
 constexpr int kRounds = 10;
 constexpr uint64_t kBytesEachWay = 4 << 20;
-
-// Runs the host's side of every stream for a while: sends and verifies.
-void pump_host(std::vector<Endpoints>& ends, uint64_t target, std::chrono::milliseconds for_how_long,
-               std::vector<std::string>* errors) {
-  const auto until = std::chrono::steady_clock::now() + for_how_long;
-  std::vector<pollfd> fds(ends.size());
-  while (std::chrono::steady_clock::now() < until) {
-    for (size_t i = 0; i < ends.size(); ++i) fds[i] = {ends[i].fd, POLLIN | POLLOUT, 0};
-  // A connection whose migration failed has fd -1: poll() skips it, and so do we.
-    ::poll(fds.data(), fds.size(), 5);
-    for (size_t i = 0; i < ends.size(); ++i) {
-      if (ends[i].fd < 0) continue;
-      std::string error;
-      receive_stream(ends[i].fd, ends[i].in, &error);
-      if (send_stream(ends[i].fd, ends[i].out, target) < 0) error = "send failed";
-      if (!error.empty()) errors->push_back("host " + std::to_string(i) + ": " + error);
-    }
-    if (!errors->empty()) return;
-  }
-}
 
 // lock -> dump -> close all -> [gap] -> restore -> finish -> unlock -> probe.
 // Returns how many connections could not be migrated (only expected without a lock:
@@ -113,12 +92,12 @@ MigrationRun run_migrations(Setup setup, bool with_lock, int rounds, std::chrono
   { InNetns in(net.hosts.peer); peer_rsts0 = out_rsts(); }
   StreamPump peer(std::move(peer_ends), kBytesEachWay);
   for (int round = 0; round < rounds && run.host_errors.empty(); ++round) {
-    pump_host(host_ends, kBytesEachWay, 30ms, &run.host_errors);
+    pump_for(host_ends, kBytesEachWay, 30ms, &run.host_errors);
     run.failed_migrations += migrate_all(net, conns, host_ends, with_lock, gap);
   }
   // Let every stream finish (or fail).
   wait_until([&] {
-    pump_host(host_ends, kBytesEachWay, 20ms, &run.host_errors);
+    pump_for(host_ends, kBytesEachWay, 20ms, &run.host_errors);
     if (!run.host_errors.empty() || !peer.errors().empty()) return true;
     for (const auto& e : host_ends) {
       if (e.fd < 0) return true;  // a lost connection: the run cannot complete

@@ -12,3 +12,7 @@ seamless_test(repair_migration_test integration
 seamless_test(repair_large_queue_test integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/large_queue_test.cc
   LIBS seamless_repair_test_support)
+
+seamless_test(repair_checkpoint_test integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/checkpoint_test.cc
+  LIBS seamless_repair_test_support)

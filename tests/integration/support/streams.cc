@@ -50,6 +50,24 @@ long receive_stream(int fd, StreamState& s, std::string* error) {
   }
 }
 
+void pump_for(std::vector<Endpoints>& ends, uint64_t target, std::chrono::milliseconds duration,
+              std::vector<std::string>* errors) {
+  const auto until = std::chrono::steady_clock::now() + duration;
+  std::vector<pollfd> fds(ends.size());
+  while (std::chrono::steady_clock::now() < until) {
+    for (size_t i = 0; i < ends.size(); ++i) fds[i] = {ends[i].fd, POLLIN | POLLOUT, 0};
+    ::poll(fds.data(), fds.size(), 5);
+    for (size_t i = 0; i < ends.size(); ++i) {
+      if (ends[i].fd < 0) continue;
+      std::string error;
+      receive_stream(ends[i].fd, ends[i].in, &error);
+      if (send_stream(ends[i].fd, ends[i].out, target) < 0) error = "send failed";
+      if (!error.empty()) errors->push_back("end " + std::to_string(i) + ": " + error);
+    }
+    if (!errors->empty()) return;
+  }
+}
+
 StreamPump::StreamPump(std::vector<Endpoints> ends, uint64_t target)
     : ends_(std::move(ends)), target_(target), thread_([this] { run(); }) {}
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -41,6 +42,12 @@ struct Endpoints {
   StreamState out;
   StreamState in;
 };
+
+// Pumps the given ends on the calling thread for a while: sends each `out` stream up
+// to `target` and verifies each `in` stream. Ends with fd -1 are skipped. Stops early
+// at the first error, which is appended to `errors` with the end's index.
+void pump_for(std::vector<Endpoints>& ends, uint64_t target, std::chrono::milliseconds duration,
+              std::vector<std::string>* errors);
 
 // Pumps a set of sockets in a background thread: sends each one's `out` stream up
 // to `target` bytes and verifies its `in` stream. Errors (EOF, reset, mismatch) are

@@ -1,0 +1,219 @@
+#include "repair/checkpoint.h"
+
+#include <netinet/tcp.h>
+
+#include <optional>
+
+#include "repair/socket_image.h"
+#include "repair/sys.h"
+
+namespace seamless::repair {
+namespace {
+
+constexpr uint8_t kSynSent = 2;
+
+Result<Flow> flow_of_fd(Sys& sys, int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (sys.getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return Error::from_errno("getsockname fd " + std::to_string(fd));
+  }
+  auto local = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  len = sizeof(ss);
+  if (sys.getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return Error::from_errno("getpeername fd " + std::to_string(fd));
+  }
+  auto peer = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  if (!local) return local.error();
+  if (!peer) return peer.error();
+  return Flow{*peer, *local};
+}
+
+// A backend leg still connecting has no connection to migrate: the next worker
+// connects a fresh one.
+bool still_connecting(Sys& sys, int fd) {
+  TcpInfo info;
+  return fd < 0 || (sys.tcp_info(fd, &info) == 0 && info.state == kSynSent);
+}
+
+// Sockets put into repair mode so far, taken out again if the checkpoint fails.
+class RepairUndo {
+ public:
+  explicit RepairUndo(Sys& sys) : sys_(sys) {}
+  ~RepairUndo() { undo(); }
+  void add(int fd) { fds_.push_back(fd); }
+  void keep() { fds_.clear(); }
+  void undo() {
+    for (int fd : fds_) sys_.set_int(fd, IPPROTO_TCP, TCP_REPAIR, 0);
+    fds_.clear();
+  }
+
+ private:
+  Sys& sys_;
+  std::vector<int> fds_;
+};
+
+Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pairs) {
+  std::vector<Flow> flows;
+  flows.reserve(pairs.size() * 2);
+  for (const LivePair& p : pairs) {
+    for (int fd : {p.client_fd, p.backend_fd}) {
+      if (fd < 0 || (fd == p.backend_fd && still_connecting(sys, fd))) continue;
+      auto flow = flow_of_fd(sys, fd);
+      if (!flow) return flow.error().context("pair " + std::to_string(p.record.id));
+      flows.push_back(*flow);
+    }
+  }
+  return flows;
+}
+
+Status dump_pairs(Sys& sys, std::span<const LivePair> pairs, HandoffWriter& writer,
+                  RepairUndo& undo, uint64_t* queued) {
+  for (const LivePair& p : pairs) {
+    PairRecord record = p.record;
+    auto client = dump_socket(sys, p.client_fd);
+    if (!client) return client.error().context("pair " + std::to_string(record.id));
+    undo.add(p.client_fd);
+    *queued += client->send_queue.size() + client->recv_queue.size();
+    record.client = std::move(client).value();
+    if (!still_connecting(sys, p.backend_fd)) {
+      auto backend = dump_socket(sys, p.backend_fd);
+      if (!backend) return backend.error().context("pair " + std::to_string(record.id));
+      undo.add(p.backend_fd);
+      *queued += backend->send_queue.size() + backend->recv_queue.size();
+      record.backend_socket = std::move(backend).value();
+    }
+    if (auto st = writer.append(record); !st) return st;
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<Flow> flows_of(const PairRecord& record) {
+  std::vector<Flow> flows;
+  for (const auto* image : {&record.client, &record.backend_socket}) {
+    if (*image) flows.push_back(Flow{(*image)->peer, (*image)->local});
+  }
+  return flows;
+}
+
+Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
+                                          std::span<const LivePair> pairs,
+                                          const CheckpointOptions& options) {
+  CheckpointResult result;
+  auto flows = lockable_flows(sys, pairs);
+  if (!flows) return flows.error().context("checkpoint");
+  if (auto st = lock.lock(*flows, options.lock_timeout); !st) {
+    return st.error().context("checkpoint");
+  }
+  RepairUndo undo(sys);
+  auto fail = [&](const Error& e) -> Error {
+    undo.undo();  // leave repair before the peers' packets flow again
+    Error error = e.context("checkpoint");
+    if (auto st = lock.unlock(*flows); !st) error.message += "; then " + st.error().message;
+    return error;
+  };
+  auto writer = HandoffWriter::create(options.dir, options.header);
+  if (!writer) return fail(writer.error());
+  if (auto st = dump_pairs(sys, pairs, *writer, undo, &result.queued_bytes); !st) {
+    return fail(st.error());
+  }
+  auto path = writer->commit();
+  if (!path) return fail(path.error());
+  auto summary = verify_handoff_file(*path);
+  if (!summary || summary->records != pairs.size()) {
+    // The file holds user payload and is useless now; a failure to remove it is
+    // secondary to the one reported.
+    (void)remove_handoff_file(*path);
+    return fail(summary ? Error::logic("verify: " + std::to_string(summary->records) +
+                                       " records, expected " + std::to_string(pairs.size()))
+                        : summary.error());
+  }
+  undo.keep();
+  result.path = *path;
+  result.pairs = pairs.size();
+  result.flows = std::move(flows).value();
+  return result;
+}
+
+namespace {
+
+// Both legs back in repair mode, then out of it (unsent bytes go out, flows locked).
+Result<RestoredPair> restore_pair(SocketRestorer& restorer, PairRecord record, bool* degraded) {
+  RestoredPair pair;
+  for (auto [image, fd] : {std::pair{&record.client, &pair.client},
+                           std::pair{&record.backend_socket, &pair.backend}}) {
+    if (!*image) continue;
+    auto restored = restorer.restore(**image);
+    if (!restored) return restored.error();
+    *degraded = *degraded || restored->peer_fin_missing;
+    *fd = std::move(restored->fd);
+  }
+  for (auto [image, fd] : {std::pair{&record.client, &pair.client},
+                           std::pair{&record.backend_socket, &pair.backend}}) {
+    if (!*image) continue;
+    if (auto st = restorer.finish(fd->get(), **image); !st) return st.error();
+  }
+  if (*degraded) record.flags |= kDegraded;
+  pair.record = std::move(record);
+  return pair;
+}
+
+// Unlocks a batch of restored pairs in one transaction, draws each peer's ACK, and
+// hands the pairs out.
+void release(FlowLock& lock, SocketRestorer& restorer, std::vector<RestoredPair>& batch,
+             const std::function<void(RestoredPair&&)>& take, RestoreReport* report) {
+  std::vector<Flow> flows;
+  for (const RestoredPair& p : batch) {
+    for (const Flow& f : flows_of(p.record)) flows.push_back(f);
+  }
+  // Should the unlock fail, the elements still expire: a stall, not a loss.
+  if (auto st = lock.unlock(flows); !st) report->errors.push_back(st.error().message);
+  for (RestoredPair& p : batch) {
+    // A probe that fails only delays the peer's ACK until a timer fires.
+    for (auto [image, fd] : {std::pair{&p.record.client, p.client.get()},
+                             std::pair{&p.record.backend_socket, p.backend.get()}}) {
+      if (!*image) continue;
+      if (auto st = restorer.probe(fd, **image); !st) report->errors.push_back(st.error().message);
+    }
+    take(std::move(p));
+  }
+  batch.clear();
+}
+
+}  // namespace
+
+Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string& path,
+                                    const std::function<void(RestoredPair&&)>& take,
+                                    size_t batch) {
+  // Act on no record before the whole file has proved intact.
+  auto summary = verify_handoff_file(path);
+  if (!summary) return summary.error().context("restore");
+  auto reader = HandoffReader::open(path);
+  if (!reader) return reader.error().context("restore");
+  SocketRestorer restorer(sys, lock.mark());
+  RestoreReport report;
+  std::vector<RestoredPair> pending;
+  for (;;) {
+    auto record = reader->next();
+    if (!record) return record.error().context("restore");
+    if (!*record) break;
+    const uint64_t id = (*record)->id;
+    bool degraded = false;
+    auto pair = restore_pair(restorer, std::move(**record), &degraded);
+    if (!pair) {
+      ++report.failed;
+      report.errors.push_back("pair " + std::to_string(id) + ": " + pair.error().message);
+      continue;
+    }
+    ++report.restored;
+    report.degraded += degraded ? 1 : 0;
+    pending.push_back(std::move(pair).value());
+    if (pending.size() >= batch) release(lock, restorer, pending, take, &report);
+  }
+  release(lock, restorer, pending, take, &report);
+  return report;
+}
+
+}  // namespace seamless::repair

@@ -1,0 +1,83 @@
+// Checkpoint and restore of whole connection pairs through the handoff file: the
+// part of a handoff (DESIGN.md §4 steps 3-5 and 7) that needs no process model.
+//
+// Checkpoint (the keeper, with every pair quiet — no worker touching the sockets):
+//   lock every pair's two flows in one batch -> dump each socket and stream its
+//   record into the file -> commit, fsync, read back and verify. Success leaves every
+//   dumped socket in repair mode: the caller closes them all (or execs, and CLOEXEC
+//   does it); their last close is silent. On any failure every socket leaves repair
+//   mode again, the flows are unlocked and the file is gone: the connections carry
+//   on as if nothing happened.
+// Restore (the next worker, before it accepts or connects anything):
+//   read and verify the file -> per batch of pairs: restore both legs, finish, unlock
+//   the batch's flows, probe each socket -> hand the sockets out -> remove the file.
+//   A pair that cannot be restored is counted and left to the lock's timeout, which
+//   then resets it: never a silent hang.
+// Sockets are borrowed on checkpoint and owned by the result on restore.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "repair/flow_lock.h"
+#include "repair/handoff_file.h"
+#include "repair/pair_record.h"
+
+namespace seamless::repair {
+
+class Sys;
+
+// A live pair as the keeper holds it.
+struct LivePair {
+  int client_fd = -1;   // borrowed
+  int backend_fd = -1;  // borrowed; -1 while its connect is still in progress
+  PairRecord record;    // everything but the images, which the checkpoint fills in
+};
+
+struct CheckpointResult {
+  std::string path;            // the verified handoff file
+  uint64_t pairs = 0;
+  uint64_t queued_bytes = 0;   // payload in all dumped queues
+  std::vector<Flow> flows;     // what is locked now
+};
+
+struct CheckpointOptions {
+  std::string dir;
+  std::chrono::milliseconds lock_timeout{30000};
+  HandoffHeader header;
+};
+
+Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
+                                          std::span<const LivePair> pairs,
+                                          const CheckpointOptions& options);
+
+struct RestoredPair {
+  PairRecord record;  // images included
+  UniqueFd client;
+  UniqueFd backend;   // invalid when the record had no backend image
+};
+
+struct RestoreReport {
+  uint64_t restored = 0;
+  uint64_t degraded = 0;  // restored, but a peer's FIN could not be put back
+  uint64_t failed = 0;    // left to the lock's timeout
+  std::vector<std::string> errors;
+};
+
+// Restores every pair of the file; calls `take` with each restored pair after its
+// flows were unlocked and probed. The flows of failed pairs stay locked until their
+// timeout. `batch` bounds how many pairs are held in memory and locked at once.
+Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string& path,
+                                    const std::function<void(RestoredPair&&)>& take,
+                                    size_t batch = 256);
+
+// The two flows of a pair's sockets (client leg first), by their addresses.
+std::vector<Flow> flows_of(const PairRecord& record);
+
+}  // namespace seamless::repair

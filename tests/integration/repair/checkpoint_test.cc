@@ -1,0 +1,152 @@
+// Whole pairs through the handoff file: busy pairs are checkpointed (lock, dump,
+// write, verify), every original socket is closed, and restore_pairs() brings them
+// back from the file alone. Every stream stays byte-exact, with no RST and no EOF.
+// A checkpoint that fails half way must leave the connections working.
+#include "repair/checkpoint.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "tests/integration/repair/repair_fixture.h"
+#include "tests/integration/support/streams.h"
+
+namespace seamless::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kPairs = 20;
+constexpr uint64_t kBytes = 2 << 20;
+
+struct PairRig {
+  RepairNet net;
+  std::vector<Connection> conns;      // 2 per pair: [2i] client leg, [2i+1] backend leg
+  std::vector<Endpoints> host_ends;   // indexed like conns
+  std::unique_ptr<StreamPump> peer;
+  std::string dir = "/tmp/seamless-checkpoint-test-" + std::to_string(::getpid());
+
+  PairRig() {
+    conns = net.connect(Setup::kIpv4, kPairs * 2);
+    std::vector<Endpoints> peer_ends;
+    for (size_t i = 0; i < conns.size(); ++i) {
+      const uint32_t seed = static_cast<uint32_t>(i) * 2 + 100;
+      host_ends.push_back({conns[i].host.get(), {seed}, {seed + 1}});
+      peer_ends.push_back({conns[i].peer.get(), {seed + 1}, {seed}});
+    }
+    peer = std::make_unique<StreamPump>(std::move(peer_ends), kBytes);
+  }
+  ~PairRig() { std::filesystem::remove_all(dir); }
+
+  std::vector<repair::LivePair> live_pairs() const {
+    std::vector<repair::LivePair> pairs;
+    for (int i = 0; i < kPairs; ++i) {
+      repair::LivePair p;
+      p.client_fd = conns[2 * i].host.get();
+      p.backend_fd = conns[2 * i + 1].host.get();
+      p.record.id = static_cast<uint64_t>(i) + 1;
+      p.record.service = "test";
+      p.record.backend = "198.18.0.1:1";
+      pairs.push_back(p);
+    }
+    return pairs;
+  }
+
+  // Takes the restored sockets back into the rig, by pair id.
+  void adopt(repair::RestoredPair&& pair) {
+    const size_t i = (pair.record.id - 1) * 2;
+    conns[i].host = std::move(pair.client);
+    conns[i + 1].host = std::move(pair.backend);
+    host_ends[i].fd = conns[i].host.get();
+    host_ends[i + 1].fd = conns[i + 1].host.get();
+  }
+
+  bool complete() { return incomplete().empty(); }
+
+  // "3: host got 100 of 200, peer got 200 of 200" for every unfinished stream.
+  std::string incomplete() {
+    auto progress = peer->progress();
+    std::string out;
+    for (size_t i = 0; i < host_ends.size(); ++i) {
+      if (host_ends[i].in.received < kBytes || progress[i].in.received < kBytes) {
+        out += std::to_string(i) + ": host got " + std::to_string(host_ends[i].in.received) +
+               ", peer got " + std::to_string(progress[i].in.received) + "; ";
+      }
+    }
+    return out;
+  }
+};
+
+TEST(Checkpoint, BusyPairsSurviveThroughTheFileAlone) {
+  PairRig rig;
+  std::vector<std::string> errors;
+  long long rsts0;
+  {
+    InNetns in(rig.net.hosts.host);
+    rsts0 = out_rsts();
+  }
+  for (int round = 0; round < 3; ++round) {
+    pump_for(rig.host_ends, kBytes, 50ms, &errors);
+    ASSERT_EQ(errors, std::vector<std::string>{});
+    InNetns in(rig.net.hosts.host);
+    const auto pairs = rig.live_pairs();
+    repair::CheckpointOptions options{rig.dir, 30s, {"test", "digest", 0, {{"c", 7}}}};
+    auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
+    ASSERT_TRUE(done.ok()) << done.error().message;
+    EXPECT_EQ(done->pairs, static_cast<uint64_t>(kPairs));
+    EXPECT_EQ(done->flows.size(), static_cast<size_t>(kPairs * 2));
+    struct stat st {};
+    ASSERT_EQ(::stat(done->path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    for (auto& c : rig.conns) c.host.reset();  // silent: all in repair mode
+    auto report = repair::restore_pairs(rig.net.sys, *rig.net.flow_lock, done->path,
+                                        [&](repair::RestoredPair&& p) { rig.adopt(std::move(p)); },
+                                        /*batch=*/7);
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    EXPECT_EQ(report->restored, static_cast<uint64_t>(kPairs));
+    EXPECT_EQ(report->failed, 0u) << (report->errors.empty() ? "" : report->errors[0]);
+    EXPECT_TRUE(repair::remove_handoff_file(done->path).ok());
+    EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
+  }
+  EXPECT_TRUE(wait_until([&] {
+    pump_for(rig.host_ends, kBytes, 20ms, &errors);
+    return !errors.empty() || !rig.peer->errors().empty() || rig.complete();
+  }, 30s));
+  rig.peer->stop();
+  EXPECT_EQ(errors, std::vector<std::string>{});
+  EXPECT_EQ(rig.peer->errors(), std::vector<std::string>{});
+  EXPECT_EQ(rig.incomplete(), "");
+  InNetns in(rig.net.hosts.host);
+  EXPECT_EQ(out_rsts(), rsts0);
+}
+
+// The handoff dir cannot be written: the checkpoint fails after the lock and dump,
+// and must give every socket back in working order, unlocked.
+TEST(Checkpoint, FailureLeavesConnectionsWorking) {
+  PairRig rig;
+  std::vector<std::string> errors;
+  pump_for(rig.host_ends, kBytes, 50ms, &errors);
+  {
+    InNetns in(rig.net.hosts.host);
+    ASSERT_EQ(::mkdir(rig.dir.c_str(), 0777), 0);
+    ASSERT_EQ(::chmod(rig.dir.c_str(), 0777), 0);  // world-writable: refused
+    const auto pairs = rig.live_pairs();
+    repair::CheckpointOptions options{rig.dir, 30s, {}};
+    auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
+    ASSERT_FALSE(done.ok());
+    EXPECT_NE(done.error().message.find("checkpoint"), std::string::npos);
+    EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
+  }
+  EXPECT_TRUE(wait_until([&] {
+    pump_for(rig.host_ends, kBytes, 20ms, &errors);
+    return !errors.empty() || !rig.peer->errors().empty() || rig.complete();
+  }, 30s));
+  rig.peer->stop();
+  EXPECT_EQ(errors, std::vector<std::string>{});
+  EXPECT_EQ(rig.peer->errors(), std::vector<std::string>{});
+  EXPECT_EQ(rig.incomplete(), "");
+}
+
+}  // namespace
+}  // namespace seamless::testing
