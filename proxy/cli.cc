@@ -6,6 +6,7 @@
 
 #include "config/digest.h"
 #include "config/load.h"
+#include "proxy/run_command.h"
 #include "proxy/version.h"
 
 namespace seamless {
@@ -47,6 +48,17 @@ int run_check(const CheckOptions& options) {
   return kExitOk;
 }
 
+struct RunOptions {
+  std::string config_path;
+};
+
+// `seamless run`: the proxy itself, in the foreground, until SIGTERM or SIGINT.
+CLI::App* add_run_command(CLI::App& app, RunOptions& options) {
+  CLI::App* run = app.add_subcommand("run", "Run the proxy (until SIGTERM or SIGINT)");
+  run->add_option("--config,-c", options.config_path, "Config file (YAML)")->required();
+  return run;
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -55,6 +67,8 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(0, 1);
   CheckOptions check_options;
   const CLI::App* check = add_check_command(app, check_options);
+  RunOptions run_options;
+  const CLI::App* run = add_run_command(app, run_options);
 
   try {
     app.parse(argc, argv);
@@ -63,6 +77,7 @@ int run_cli(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitConfigError;
   }
   if (check->parsed()) return run_check(check_options);
+  if (run->parsed()) return proxy::run_command(run_options.config_path);
   std::fputs(app.help().c_str(), stdout);
   return kExitOk;
 }

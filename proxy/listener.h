@@ -1,0 +1,60 @@
+// Listener: one service's listening socket, watched by a uv_poll_t, accepting until
+// EAGAIN on each readable event and handing every new fd to the worker.
+//
+// Running out of fds (EMFILE/ENFILE, also ENOBUFS/ENOMEM) must not make the loop spin
+// on a listener that stays readable: accepting pauses for kPauseMs on a timer, and one
+// line per episode says so with the fd limit. The pending connections wait in the
+// backlog meanwhile.
+//
+// The fd may come from open_listener() or from elsewhere (a keeper owns listeners and
+// passes them on); release() gives it back after stop().
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "proxy/logging.h"
+#include "proxy/polled_socket.h"
+#include "proxy/uv_handle.h"
+
+namespace seamless::proxy {
+
+class Listener {
+ public:
+  static constexpr uint64_t kPauseMs = 100;
+  // Called for each accepted connection (non-blocking, close-on-exec).
+  using AcceptFn = std::function<void(UniqueFd)>;
+
+  Listener(uv_loop_t* loop, std::string service, UniqueFd fd, AcceptFn on_accept, Logger log);
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  Status start();
+  // Stops accepting; the socket stays open (its backlog keeps queueing SYNs).
+  void stop();
+  // After stop(): the listening fd, for the next owner.
+  UniqueFd release();
+  int fd() const { return socket_.fd(); }
+
+ private:
+  static void on_readable(uv_poll_t* handle, int status, int events);
+  static void on_resume(uv_timer_t* timer);
+  void accept_all();
+  void pause(int err);
+
+  uv_loop_t* loop_;
+  std::string service_;
+  PolledSocket socket_;
+  UniqueFd fd_before_start_;
+  UvHandle<uv_timer_t> pause_timer_;
+  AcceptFn on_accept_;
+  Logger log_;
+  bool in_fd_episode_ = false;  // the EMFILE line was logged; cleared by the next accept
+};
+
+}  // namespace seamless::proxy

@@ -1,0 +1,99 @@
+// PairEngine: drives every pair of a worker through its life on the libuv loop.
+//
+//   accept_client ─► connect (balancer, non-blocking, connect_timeout; on failure the
+//   next healthy backend) ─► PROXY header ─► forwarding (forwarder.h, both directions,
+//   half-close) ─► closed: in order (both FINs passed on), by reset (propagated as RST),
+//   idle timeout or drain (FIN both ways).
+//
+// Each socket has one uv_poll_t, whose events follow the pair's state (leg_events):
+// readable while its outgoing flow can move, writable while the flow into it is blocked
+// (or a connect / header write is pending). Every callback finishes what it starts (a
+// whole peek/send/trunc step), so the engine can be stopped between any two callbacks:
+// detach_all() then hands every pair on, with both fds open and a record each.
+//
+// The source files: pair_engine.cc (events, forwarding, closing), pair_connect.cc
+// (backend connect, failover, header, timers), pair_handoff.cc (detach and adopt).
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <functional>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "proxy/logging.h"
+#include "proxy/observer.h"
+#include "proxy/pair.h"
+#include "proxy/socket_ops.h"
+
+namespace seamless::proxy {
+
+struct ServiceRuntime;
+
+class PairEngine {
+ public:
+  // The bytes one flow may move per callback before yielding to other sockets.
+  static constexpr size_t kPumpBudget = 4 << 20;
+
+  PairEngine(uv_loop_t* loop, PairTable& pairs, PairObserver& observer, SocketOps& ops, Logger log,
+             size_t scratch_bytes);
+  PairEngine(const PairEngine&) = delete;
+  PairEngine& operator=(const PairEngine&) = delete;
+
+  // A client the service's listener accepted (admission already decided).
+  void accept_client(ServiceRuntime& service, UniqueFd fd);
+
+  // A pair from an earlier worker: both fds (the backend's may be invalid: connect
+  // afresh) and its record. `service` is the runtime named by record.service.
+  Status adopt(ServiceRuntime& service, DetachedPair detached);
+
+  // Stops every pair where it stands and hands it on: poll handles closed, fds open.
+  std::vector<DetachedPair> detach_all();
+
+  // Ends every pair with FIN both ways (drain timeout).
+  void close_all_gracefully(CloseReason reason);
+
+  // Called (once per occurrence) when the last pair has closed.
+  void set_on_empty(std::function<void()> on_empty) { on_empty_ = std::move(on_empty); }
+
+ private:
+  // pair_engine.cc
+  static void on_poll(uv_poll_t* handle, int status, int events);
+  void on_client_event(Pair& pair, int status, int events);
+  void on_backend_event(Pair& pair, int status, int events);
+  bool pump_flow(Pair& pair, bool upstream);
+  void leg_failed(Pair& pair, bool client_leg, int error);
+  void settle(Pair& pair);
+  bool update_watch(Pair& pair);
+  void close_gracefully(Pair& pair, CloseReason reason);
+  void close_pair(Pair& pair, CloseReason reason, int error);
+  void log_close(const Pair& pair, CloseReason reason, int error);
+
+  // pair_connect.cc
+  static void on_timer(uv_timer_t* timer);
+  void connect_next(Pair& pair);
+  bool connect_to(Pair& pair, size_t backend_index);
+  // Counts and logs a failed connect, drops the socket; then tries the next backend.
+  void connect_failed(Pair& pair, int error, bool try_next);
+  void connect_succeeded(Pair& pair);
+  bool write_pending_header(Pair& pair);
+  void arm_idle_timer(Pair& pair);
+  void on_idle_timer(Pair& pair);
+  uint64_t client_hash(const Pair& pair) const;
+
+  // pair_handoff.cc
+  Status open_client(Pair& pair, UniqueFd fd);
+  DetachedPair detach(Pair& pair);
+
+  uv_loop_t* loop_;
+  PairTable& pairs_;
+  PairObserver& observer_;
+  SocketOps& ops_;
+  Logger log_;
+  std::vector<std::byte> scratch_;  // the worker's one forwarding buffer
+  std::function<void()> on_empty_;
+};
+
+}  // namespace seamless::proxy

@@ -1,0 +1,84 @@
+// PairEngine: lifting pairs out (quiesce) and taking them in (adoption). See pair_engine.h.
+#include <chrono>
+
+#include "proxy/pair_engine.h"
+#include "proxy/service.h"
+#include "proxy/sockets.h"
+
+namespace seamless::proxy {
+
+Status PairEngine::open_client(Pair& pair, UniqueFd fd) {
+  const int timer_rc = pair.timer.init(uv_timer_init(loop_, pair.timer.get()));
+  if (timer_rc == 0) pair.timer.get()->data = &pair;
+  const Status options = set_proxied_options(fd.get());
+  const int poll_rc = pair.client.open(loop_, std::move(fd), &pair);
+  if (!options) return options.error().context(pair.describe());
+  const int rc = timer_rc != 0 ? timer_rc : poll_rc;
+  if (rc != 0) return Error{-rc, pair.describe() + ": " + uv_strerror(rc)};
+  return {};
+}
+
+DetachedPair PairEngine::detach(Pair& pair) {
+  DetachedPair out;
+  out.record = to_record(pair);
+  pair.timer.close(nullptr);
+  out.client = pair.client.detach();
+  if (pair.stage == PairStage::kOpen) {
+    out.backend = pair.server.detach();
+  } else {
+    // A connect in progress is not carried: the next worker connects afresh (DESIGN §4).
+    pair.server.close(nullptr);
+  }
+  if (pair.backend != nullptr) pair.backend->active--;
+  pair.service->active--;
+  return out;
+}
+
+std::vector<DetachedPair> PairEngine::detach_all() {
+  std::vector<DetachedPair> out;
+  out.reserve(pairs_.size());
+  for (const uint64_t id : pairs_.ids()) {
+    Pair* pair = pairs_.find(id);
+    out.push_back(detach(*pair));
+    pairs_.erase(id);
+  }
+  return out;
+}
+
+Status PairEngine::adopt(ServiceRuntime& service, DetachedPair detached) {
+  const uint64_t id = detached.record.id;
+  if (id != 0 && pairs_.find(id) != nullptr) {
+    return Error::logic("adopt pair " + std::to_string(id) + ": id already in use");
+  }
+  Pair& pair = id != 0 ? pairs_.create_with_id(id) : pairs_.create();
+  pair.engine = this;
+  pair.service = &service;
+  apply_record(detached.record, pair);
+  pair.client_peer = peer_endpoint(detached.client.get());
+  pair.client_local = local_endpoint(detached.client.get());
+  service.active++;
+  if (Status s = open_client(pair, std::move(detached.client)); !s) {
+    close_pair(pair, CloseReason::kError, s.error().code);
+    return s;
+  }
+  if (!detached.backend) {
+    pair.stage = PairStage::kConnecting;
+    connect_next(pair);
+    return {};
+  }
+  pair.stage = PairStage::kOpen;
+  pair.backend = service.find_backend(pair.backend_address);
+  if (pair.backend != nullptr) pair.backend->active++;
+  pair.backend_local = local_endpoint(detached.backend.get());
+  pair.backend_peer = peer_endpoint(detached.backend.get());
+  if (pair.server.open(loop_, std::move(detached.backend), &pair) != 0) {
+    close_pair(pair, CloseReason::kError, EIO);
+    return Error::logic(pair.describe() + ": cannot watch the backend socket");
+  }
+  pair.last_activity_ms = uv_now(loop_);
+  arm_idle_timer(pair);
+  settle(pair);
+  return {};
+}
+
+}  // namespace seamless::proxy

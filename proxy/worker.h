@@ -1,0 +1,122 @@
+// Worker: the data path of DESIGN §2 — one libuv loop with a listener per service,
+// health checks, and every proxied pair (PairEngine, PairTable).
+//
+// Life:
+//   create()                   services, metrics handles, the loop; binds nothing
+//   open_listeners()           binds each service's address      } or both, from a keeper
+//   adopt_listeners/adopt_pairs  takes sockets from elsewhere     } (restore pairs first)
+//   run()                      until a drain or a quiesce has finished; returns 0
+//
+// Stopping (each also reachable from another thread, through a uv_async):
+//   drain   (SIGTERM/SIGINT, request_drain): close the listeners, let pairs finish up to
+//           drain_timeout, then close the rest with FIN both ways.
+//   quiesce (request_quiesce): stop at a consistent point — between two loop callbacks,
+//           so no peek/send/trunc step is half done — stop accepting (listeners stay
+//           open), and hand everything over: take_listeners(), take_pairs().
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "proxy/health_checker.h"
+#include "proxy/listener.h"
+#include "proxy/logging.h"
+#include "proxy/observer.h"
+#include "proxy/pair.h"
+#include "proxy/pair_engine.h"
+#include "proxy/service.h"
+#include "proxy/socket_ops.h"
+#include "proxy/uv_handle.h"
+
+namespace seamless::proxy {
+
+struct WorkerOptions {
+  bool handle_signals = true;      // SIGTERM / SIGINT start a drain (off when embedded)
+  size_t scratch_bytes = 1 << 20;  // the one forwarding buffer (DESIGN §3: 1 MiB)
+};
+
+// A listening socket passed between owners, by service name.
+struct ListenerFd {
+  std::string service;
+  UniqueFd fd;
+};
+
+class Worker {
+ public:
+  // Borrows `metrics` and `observer`, which must outlive the worker.
+  static Result<std::unique_ptr<Worker>> create(const config::Config& config,
+                                                metrics::Metrics& metrics, Logger log,
+                                                PairObserver& observer, WorkerOptions options = {});
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // "service pg: listen 127.0.0.1:7000: address already in use"
+  Status open_listeners();
+  Status adopt_listeners(std::vector<ListenerFd> listeners);
+  // Pairs from an earlier worker. A pair whose service is not configured is aborted.
+  Status adopt_pairs(std::vector<DetachedPair> pairs);
+
+  int run();
+
+  void request_drain();    // thread-safe
+  void request_quiesce();  // thread-safe
+
+  // After run() returned from a quiesce.
+  std::vector<DetachedPair> take_pairs() { return std::move(detached_); }
+  std::vector<ListenerFd> take_listeners();
+
+  // Loop thread only (or after run()).
+  size_t pair_count() const { return pairs_.size(); }
+
+ private:
+  enum class Request : int { kNone = 0, kDrain = 1, kQuiesce = 2 };
+
+  Worker(const config::Config& config, Logger log, PairObserver& observer, WorkerOptions options);
+  Status init(metrics::Metrics& metrics);
+  Status start_serving();
+  void admit(ServiceRuntime& service, UniqueFd fd);
+  void reject(ServiceRuntime& service, UniqueFd fd);
+  void request(Request r);
+  static void on_async(uv_async_t* handle);
+  static void on_signal(uv_signal_t* handle, int signum);
+  static void on_drain_timeout(uv_timer_t* timer);
+  void begin_drain(const char* why);
+  void quiesce();
+  void stop_checks();
+  void finish();
+  void close_loop();
+
+  config::Config config_;
+  Logger log_;
+  WorkerOptions options_;
+  std::unique_ptr<uv_loop_t> loop_;
+  bool loop_open_ = false;
+  SocketOps ops_;
+  PairTable pairs_;
+  std::unique_ptr<PairEngine> engine_;
+  std::vector<std::unique_ptr<ServiceRuntime>> services_;
+  std::vector<std::unique_ptr<Listener>> listeners_;  // parallel to services_ (null: none yet)
+  std::vector<std::unique_ptr<HealthChecker>> checkers_;
+  UvHandle<uv_async_t> async_;
+  UvHandle<uv_signal_t> sigterm_;
+  UvHandle<uv_signal_t> sigint_;
+  UvHandle<uv_timer_t> drain_timer_;
+  std::mutex async_mu_;  // guards async_ against a request racing finish()
+  bool async_open_ = false;
+  std::atomic<int> requested_{0};
+  bool draining_ = false;
+  bool finished_ = false;
+  std::vector<DetachedPair> detached_;
+};
+
+}  // namespace seamless::proxy
