@@ -1,9 +1,11 @@
 #include "config/load.h"
 
 #include <fcntl.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <exception>
+#include <sstream>
 
 #include "base/unique_fd.h"
 #include "config/config_reader.h"
@@ -33,16 +35,50 @@ Result<std::string> read_file(const std::string& path) {
   }
 }
 
+// Sees where each YAML document starts, and nothing else.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  std::vector<YAML::Mark> marks;
+};
+
+// A config file is one YAML document. YAML::LoadAll cannot tell us whether there
+// is a second one: on some inputs (a stray ',' after a document) yaml-cpp 0.7 keeps
+// reporting new empty documents without consuming anything, and LoadAll allocates
+// until memory runs out (found by the fuzzer). So count with a bounded loop first,
+// then build the one document with YAML::Load. Throws YAML::Exception on bad syntax.
+bool has_second_document(const std::string& text, Position& second_at) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts starts;
+  for (int i = 0; i < 2 && parser.HandleNextDocument(starts); ++i) {
+  }
+  if (starts.marks.size() < 2) return false;
+  second_at = position_of(starts.marks[1]);
+  return true;
+}
+
 // yaml-cpp reports syntax errors by throwing; this is the one place they are caught.
 std::optional<Config> parse_document(const std::string& text, Diagnostics& diag) {
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(text);
-    if (documents.size() > 1) {
-      diag.error(position_of(documents[1].Mark()), "",
-                 "expected one YAML document, found " + std::to_string(documents.size()));
+    Position second_at;
+    if (has_second_document(text, second_at)) {
+      diag.error(second_at, "", "expected one YAML document, but another starts here");
       return std::nullopt;
     }
-    const YAML::Node root = documents.empty() ? YAML::Node() : documents[0];
+    const YAML::Node root = YAML::Load(text);
     // An empty document has no mark of its own; it starts at the top of the file.
     const Position root_at = root.IsNull() ? Position{} : position_of(root.Mark());
     return ConfigReader(diag).read(Located{root, "", root_at});

@@ -29,7 +29,10 @@ std::vector<Service> ConfigReader::read_services(const Located& value) {
   const std::optional<std::vector<Located>> items = read_sequence(value, diag_);
   if (!items) return services;
   if (items->empty()) diag_.error(value.at, value.path, "must list at least one service");
-  for (const Located& item : *items) services.push_back(read_service(item));
+  for (const Located& item : *items) {
+    if (diag_.full()) break;
+    services.push_back(read_service(item));
+  }
   return services;
 }
 
@@ -100,6 +103,7 @@ std::vector<Backend> ConfigReader::read_backends(const Located& value) {
   if (items->empty()) diag_.error(value.at, value.path, "must list at least one backend");
   std::vector<std::pair<SocketAddress, Position>> seen;
   for (const Located& item : *items) {
+    if (diag_.full()) break;
     if (std::optional<Backend> backend = read_backend(item, seen)) backends.push_back(*backend);
   }
   return backends;

@@ -49,9 +49,12 @@ Position position_of(const YAML::Mark& mark) {
 }
 
 void Diagnostics::error(Position at, std::string_view path, std::string_view message) {
+  if (full()) return;
   std::string text = file_name_ + ":" + format_position(at) + ": ";
   if (!path.empty()) text += std::string(path) + ": ";
-  text += message;
+  // Values are quoted where they are cut into messages, but yaml-cpp's own messages
+  // may carry a raw byte from the file: one error must stay one line.
+  text += escape_control_bytes(message);
   entries_.push_back(Entry{at, std::move(text)});
 }
 
@@ -63,6 +66,9 @@ std::vector<std::string> Diagnostics::sorted_messages() const {
   std::vector<std::string> messages;
   messages.reserve(sorted.size());
   for (Entry& entry : sorted) messages.push_back(std::move(entry.text));
+  if (full()) {
+    messages.push_back(file_name_ + ": stopped after " + std::to_string(kMaxErrors) + " errors");
+  }
   return messages;
 }
 
@@ -90,6 +96,7 @@ MapReader::MapReader(const Located& map, std::initializer_list<std::string_view>
   }
   std::unordered_map<std::string, Position> seen;
   for (const auto& entry : map_.node) {
+    if (diag_.full()) break;
     const YAML::Node& key = entry.first;
     const Position key_at = position_of(key.Mark());
     if (!key.IsScalar()) {

@@ -30,12 +30,19 @@ std::string format_position(Position at);  // "7:14"
 
 class Diagnostics {
  public:
-  explicit Diagnostics(std::string_view file_name) : file_name_(file_name) {}
+  explicit Diagnostics(std::string_view file_name) : file_name_(escape_control_bytes(file_name)) {}
+
+  // Past this many errors the reader stops: the first hundred are what a human
+  // reads, and a few kilobytes of YAML aliases could otherwise expand to millions.
+  static constexpr std::size_t kMaxErrors = 100;
 
   // An empty path is for errors that belong to no key (YAML syntax).
   void error(Position at, std::string_view path, std::string_view message);
   bool has_errors() const { return !entries_.empty(); }
-  // "file:line:column: path: message", in document order.
+  // True once kMaxErrors are in: every loop over YAML items stops there.
+  bool full() const { return entries_.size() >= kMaxErrors; }
+  // "file:line:column: path: message", in document order, then a last line saying
+  // so if the reader stopped early.
   std::vector<std::string> sorted_messages() const;
 
  private:

@@ -45,7 +45,12 @@ const std::vector<BadConfig> kBadConfigs = {
      {"t.yaml:3:4: invalid YAML: end of sequence not found"}},
     {"TwoDocuments",
      WEB_SERVICE "---\nservices: []\n",
-     {"t.yaml:7:1: expected one YAML document, found 2"}},
+     {"t.yaml:6:1: expected one YAML document, but another starts here"}},
+    // yaml-cpp's LoadAll never returns on this one (found by the fuzzer).
+    {"StrayCommaAfterDocument",
+     "{services: [{name: web, listen: \"127.0.0.1:80\", backends: [{address: "
+     "\"127.0.0.1:81\"}]}]},\n",
+     {"t.yaml:1:89: expected one YAML document, but another starts here"}},
     {"EmptyFile", "", {"t.yaml:1:1: services: missing required key"}},
     {"OnlyComments", "# nothing here\n", {"t.yaml:1:1: services: missing required key"}},
     {"TopLevelSequence", "- a\n- b\n", {"t.yaml:1:1: expected a mapping, got a sequence"}},
@@ -338,6 +343,20 @@ INSTANTIATE_TEST_SUITE_P(Corpus, config_BadConfig, ::testing::ValuesIn(kBadConfi
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(config_BadConfigCorpus, HasAtLeastThirtyCases) { EXPECT_GE(kBadConfigs.size(), 30u); }
+
+// Aliases let a few kilobytes name a million bad backends (found by the fuzzer:
+// 1 GB of error strings); the reader stops at Diagnostics::kMaxErrors instead.
+TEST(config_BadConfigCorpus, AliasBombStopsAfterAHundredErrors) {
+  std::string yaml =
+      "x: &b {address: \"1.2.3.4:5\", weight: 0}\nservices: [&s {name: A, backends: [*b";
+  for (int i = 0; i < 500; ++i) yaml += ", *b";
+  yaml += "]}";
+  for (int i = 0; i < 500; ++i) yaml += ", *s";
+  yaml += "]\n";
+  const ConfigParse parsed = parse_config(yaml, "t.yaml");
+  ASSERT_EQ(parsed.errors.size(), 101u);
+  EXPECT_EQ(parsed.errors.back(), "t.yaml: stopped after 100 errors");
+}
 
 }  // namespace
 }  // namespace seamless::config
