@@ -151,9 +151,9 @@ Result<SocketOptions> read_options(Sys& sys, int fd, int family) {
 }
 
 // Turns the raw counters read in repair mode into the image's data-only view
-// (shared/TCP_REPAIR.md "Sequence accounting"). Returns the raw rcv_nxt it read;
-// the receive queue is left selected.
-Result<uint32_t> fill_queues(Sys& sys, int fd, const QueueLengths& q, SocketImage* image) {
+// (shared/TCP_REPAIR.md "Sequence accounting"). Reads the receive queue first and the
+// send queue last, so that the send queue stays selected: see dump_socket().
+Status fill_queues(Sys& sys, int fd, const QueueLengths& q, SocketImage* image) {
   const uint32_t fin_out = fin_sent(image->state) ? 1 : 0;
   const uint32_t fin_in = fin_received(image->state) ? 1 : 0;
   const uint32_t fin_in_outq = fin_out && image->state != TcpState::kFinWait2 ? 1 : 0;
@@ -165,27 +165,27 @@ Result<uint32_t> fill_queues(Sys& sys, int fd, const QueueLengths& q, SocketImag
   const uint32_t data_notsent = static_cast<uint32_t>(q.notsent) - (image->fin_unsent ? 1 : 0);
   if (data_notsent > data_outq) return Error::logic("more unsent bytes than queued");
 
-  auto write_seq = read_queue(sys, fd, TCP_SEND_QUEUE, data_outq, &image->send_queue);
-  if (!write_seq) return write_seq.error();
-  image->send_seq = *write_seq - fin_out - data_outq;
-  image->send_unsent = data_notsent;
-
   auto rcv_nxt = read_queue(sys, fd, TCP_RECV_QUEUE, static_cast<size_t>(q.inq),
                             &image->recv_queue);
   if (!rcv_nxt) return rcv_nxt.error();
   image->recv_seq = *rcv_nxt - fin_in - static_cast<uint32_t>(q.inq);
-  return *rcv_nxt;
+
+  auto write_seq = read_queue(sys, fd, TCP_SEND_QUEUE, data_outq, &image->send_queue);
+  if (!write_seq) return write_seq.error();
+  image->send_seq = *write_seq - fin_out - data_outq;
+  image->send_unsent = data_notsent;
+  return {};
 }
 
-// After the queues were read: did anything land or get acknowledged meanwhile?
-// (Unsent bytes and write_seq cannot move: nothing is sent in repair mode.)
-Result<bool> queues_moved(Sys& sys, int fd, const QueueLengths& read, uint32_t rcv_nxt) {
-  int inq = 0, outq = 0;
-  if (sys.ioctl_int(fd, SIOCINQ, &inq) != 0) return sys_error("ioctl SIOCINQ");
-  if (sys.ioctl_int(fd, SIOCOUTQ, &outq) != 0) return sys_error("ioctl SIOCOUTQ");
-  auto now = selected_queue_seq(sys, fd);
+// After the queues were read: did anything land, get acknowledged or leave the
+// send queue meanwhile? (A received FIN changes the state; data changes SIOCINQ.)
+Result<bool> queues_moved(Sys& sys, int fd, const QueueLengths& read, uint8_t state) {
+  auto now = read_queue_lengths(sys, fd);
   if (!now) return now.error();
-  return inq != read.inq || outq != read.outq || *now != rcv_nxt;
+  TcpInfo info;
+  if (sys.tcp_info(fd, &info) != 0) return sys_error("TCP_INFO");
+  return now->inq != read.inq || now->outq != read.outq || now->notsent != read.notsent ||
+         info.state != state;
 }
 
 constexpr int kDumpAttempts = 8;
@@ -210,18 +210,14 @@ Status dump_in_repair(Sys& sys, int fd, SocketImage* image) {
     if (auto st = read_state(sys, fd, &info, image); !st) return st;
     auto lengths = read_queue_lengths(sys, fd);
     if (!lengths) return lengths.error();
-    auto rcv_nxt = fill_queues(sys, fd, *lengths, image);
-    if (!rcv_nxt) {
-      if (rcv_nxt.error().code != 0) return rcv_nxt.error();  // a syscall failed
-      // A peek disagreed with the lengths: new bytes, or a real inconsistency.
-      auto again = read_queue_lengths(sys, fd);
-      if (!again) return again.error();
-      if (again->inq != lengths->inq || again->outq != lengths->outq) continue;
-      return rcv_nxt.error();
-    }
-    auto moved = queues_moved(sys, fd, *lengths, *rcv_nxt);
+    const Status filled = fill_queues(sys, fd, *lengths, image);
+    if (!filled && filled.error().code != 0) return filled;  // a syscall failed
+    // Also when a peek disagreed with the lengths: new bytes, or a real inconsistency.
+    auto moved = queues_moved(sys, fd, *lengths, info.state);
     if (!moved) return moved.error();
-    if (!*moved) break;
+    if (*moved) continue;
+    if (!filled) return filled;
+    break;
   }
   if (auto st = read_negotiated(sys, fd, info, &image->tcp); !st) return st;
   auto window = read_window(sys, fd);
@@ -283,6 +279,12 @@ Result<SocketImage> dump_socket(Sys& sys, int fd) {
     if (err == EPERM) e.message += " (needs CAP_NET_ADMIN)";
     return e.context(where);
   }
+  // Repair mode does not stop every transmission: a timer or a late ACK makes the
+  // socket push unsent data, unless the send queue is selected, in which case the
+  // kernel marks it sent without transmitting it. The dump ends with the send queue
+  // selected and leaves it so, for as long as the dumped socket lives: otherwise the
+  // peer could receive (and acknowledge) bytes the image restores as never sent, and
+  // the restored socket would drop that acknowledgement as one for unsent data.
   if (auto st = dump_in_repair(sys, fd, &image); !st) {
     sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR, 0);
     return st.error().context(where);

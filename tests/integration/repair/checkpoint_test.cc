@@ -117,6 +117,10 @@ TEST(Checkpoint, BusyPairsSurviveThroughTheFileAlone) {
   EXPECT_EQ(errors, std::vector<std::string>{});
   EXPECT_EQ(rig.peer->errors(), std::vector<std::string>{});
   EXPECT_EQ(rig.incomplete(), "");
+  if (!rig.complete()) {  // what the kernel thinks of the stuck sockets
+    sh(rig.net.hosts.host.exec("ss -tnmoi"));
+    sh(rig.net.hosts.peer.exec("ss -tnmoi"));
+  }
   InNetns in(rig.net.hosts.host);
   EXPECT_EQ(out_rsts(), rsts0);
 }
