@@ -69,7 +69,8 @@ class HandoffWriter {
   // Creates `dir` (0700) if missing; refuses a dir that is a symlink, is not owned
   // by our euid, or is group/world-writable. Starts dir/.handoff.tmp.<pid> (0600,
   // O_EXCL|O_NOFOLLOW) and writes the header. A temp file of our own pid is a
-  // leftover of an earlier attempt by this process (before an exec) and is replaced.
+  // leftover of an earlier attempt by this process (before an exec) and is replaced;
+  // temp files of pids that no longer exist are removed (they hold user payload).
   static Result<HandoffWriter> create(const std::string& dir, const HandoffHeader& header);
   // Same, with the syscalls whose failures matter (writev, fsync) injected by tests.
   static Result<HandoffWriter> create(const std::string& dir, const HandoffHeader& header,
@@ -88,6 +89,7 @@ class HandoffWriter {
   Result<std::string> commit();
 
   uint64_t records_written() const;
+  uint64_t bytes_written() const;  // the file's size so far
 
  private:
   struct Impl;

@@ -321,7 +321,9 @@ Result<HandoffReader> HandoffReader::start(std::unique_ptr<ByteSource> source, s
 }
 
 Result<HandoffReader> HandoffReader::open(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO planted at the path must not hang us in open(); anything
+  // but a regular file is refused right after (where the flag changes nothing).
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) return Error::from_errno("handoff file " + path + ": open");
   return from_fd(std::move(fd), path);
 }

@@ -1,12 +1,17 @@
 // HandoffWriter: streams the handoff file into a private temp file, then commits it
 // with fsync + rename + fsync(dir). Frame layout in handoff_format.h.
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <string_view>
 
 #include "repair/crc32c.h"
@@ -57,6 +62,30 @@ Result<UniqueFd> open_handoff_dir(const std::string& dir) {
   return fd;
 }
 
+// A writer that died mid-write (a keeper killed, then restarted under a new pid) left
+// a temp file that still holds user payload: remove those whose pid is gone. Files of
+// live pids are left alone (another instance sharing the dir by mistake, or a reused
+// pid); the final file is never touched here. Best effort: errors are ignored.
+void remove_dead_writers_temp_files(int dir_fd) {
+  constexpr std::string_view kPrefix = ".handoff.tmp.";
+  UniqueFd copy(::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0));
+  DIR* dir = copy ? ::fdopendir(copy.get()) : nullptr;
+  if (dir == nullptr) return;
+  copy.release();  // the DIR stream owns it now
+  const std::unique_ptr<DIR, int (*)(DIR*)> close_dir(dir, &::closedir);
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string_view name = entry->d_name;
+    if (!name.starts_with(kPrefix)) continue;
+    const std::string_view digits = name.substr(kPrefix.size());
+    pid_t pid = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (ec != std::errc() || end != digits.data() + digits.size() || pid <= 0) continue;
+    if (pid == ::getpid()) continue;  // ours: open_temp_file replaces it
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    ::unlinkat(dir_fd, entry->d_name, 0);
+  }
+}
+
 // O_EXCL|O_NOFOLLOW: never write through a planted file or symlink. Our pid is in the
 // name, so an existing file of that name is a leftover of this very process (an
 // earlier attempt, or the binary before an exec) and can go.
@@ -84,7 +113,9 @@ struct HandoffWriter::Impl {
   std::string temp_name;
   UniqueFd fd;
   bool temp_exists = false;  // unlink it unless committed
-  bool failed = false;
+  // After a failed write the file is inconsistent; after commit it is gone from
+  // under us. Either way the writer only refuses from then on.
+  enum class State { kOpen, kFailed, kCommitted } state = State::kOpen;
   uint64_t offset = 0;
   uint32_t chain = 0;  // the last frame's crc (format: frames are chained)
   uint64_t records = 0;
@@ -97,8 +128,15 @@ struct HandoffWriter::Impl {
   std::string what() const { return "handoff dir " + dir; }
 
   Status fail(Error error) {
-    failed = true;
+    state = State::kFailed;
     return error;
+  }
+
+  // Error for a call that comes after the writer is done.
+  std::optional<Error> closed(const std::string& where) const {
+    if (state == State::kFailed) return Error::logic(where + ": the writer failed earlier");
+    if (state == State::kCommitted) return Error::logic(where + ": the file is already committed");
+    return std::nullopt;
   }
 
   // Writes every byte of iov[0..count), retrying short writes and EINTR.
@@ -203,6 +241,7 @@ Result<HandoffWriter> HandoffWriter::start(std::unique_ptr<Impl> impl,
   Result<UniqueFd> dir_fd = open_handoff_dir(impl->dir);
   if (!dir_fd.ok()) return dir_fd.error();
   impl->dir_fd = std::move(*dir_fd);
+  remove_dead_writers_temp_files(impl->dir_fd.get());
   impl->temp_name = ".handoff.tmp." + std::to_string(::getpid());
   Result<UniqueFd> fd = open_temp_file(impl->dir_fd.get(), impl->temp_name, impl->what());
   if (!fd.ok()) return fd.error();
@@ -227,7 +266,7 @@ Status HandoffWriter::append(const PairRecord& record) {
   const std::string where = impl_->what() + ": writing record " +
                             std::to_string(impl_->records) + " (id " + std::to_string(record.id) +
                             ")";
-  if (impl_->failed) return Error::logic(where + ": the writer failed earlier");
+  if (std::optional<Error> done = impl_->closed(where)) return *done;
   // A record we would refuse to read is rejected before anything is written, so the
   // file stays consistent and the caller may go on without it.
   Result<std::string> message = encode_record(record);
@@ -244,14 +283,15 @@ Status HandoffWriter::append(const PairRecord& record) {
 }
 
 Result<std::string> HandoffWriter::commit() {
-  if (impl_->failed) return Error::logic(impl_->what() + ": commit: the writer failed earlier");
-  impl_->failed = true;  // whatever happens, this writer is done
+  if (std::optional<Error> done = impl_->closed(impl_->what() + ": commit")) return *done;
   Result<std::string> path = impl_->finish();
-  if (!path.ok()) return path.error().context(impl_->what());
+  if (!path.ok()) return impl_->fail(path.error().context(impl_->what())).error();
+  impl_->state = Impl::State::kCommitted;
   return path;
 }
 
 uint64_t HandoffWriter::records_written() const { return impl_->records; }
+uint64_t HandoffWriter::bytes_written() const { return impl_->offset; }
 
 FormatVersion current_handoff_format() { return {kFormatMajor, kFormatMinor}; }
 

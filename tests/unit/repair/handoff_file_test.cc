@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,6 +45,21 @@ TEST(HandoffFile, RoundTripsEveryField) {
   EXPECT_EQ(got.header, sample_header());
   ASSERT_EQ(got.records.size(), 1u);
   EXPECT_EQ(got.records[0], record);
+}
+
+TEST(HandoffFile, ACommittedWriterRefusesMore) {
+  TempDir tmp;
+  Result<HandoffWriter> writer = HandoffWriter::create(tmp.path(), sample_header());
+  ASSERT_TRUE(writer.ok()) << writer.error().message;
+  ASSERT_TRUE(writer->append(full_record(1, 10)).ok());
+  Result<std::string> path = writer->commit();
+  ASSERT_TRUE(path.ok()) << path.error().message;
+  EXPECT_EQ(writer->records_written(), 1u);
+  EXPECT_EQ(writer->bytes_written(), std::filesystem::file_size(*path));
+  EXPECT_THAT(writer->append(full_record(2, 1)).error().message, HasSubstr("already committed"));
+  EXPECT_THAT(writer->commit().error().message, HasSubstr("already committed"));
+  writer = Error::logic("dropped");  // destroying a committed writer keeps the file
+  EXPECT_TRUE(verify_handoff_file(*path).ok());
 }
 
 TEST(HandoffFile, RoundTripsIpv6MappedAndAbsentLegs) {
@@ -199,18 +215,30 @@ TEST(HandoffFile, RefusesUnsafeDirs) {
   EXPECT_TRUE(HandoffWriter::create(tmp / "shared-readable", {}).ok());
 }
 
+pid_t dead_pid() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  ::waitpid(pid, nullptr, 0);
+  return pid;
+}
+
 TEST(HandoffFile, StaleTempFiles) {
   TempDir tmp;
-  // Another pid's leftover does not block, and is not ours to touch.
-  write_file(tmp / ".handoff.tmp.999999999", "stale");
+  // A live pid's temp file does not block, and is not ours to touch.
+  const std::string live = ".handoff.tmp.1";
+  write_file(tmp / live, "live");
+  // A dead writer's is removed: it holds payload nobody will ever read.
+  write_file(tmp / (".handoff.tmp." + std::to_string(dead_pid())), "dead");
   // A leftover under our own pid (this process before an exec) is replaced.
   write_file(tmp / (".handoff.tmp." + std::to_string(::getpid())), "mine");
+  // Lookalikes are left alone.
+  write_file(tmp / ".handoff.tmp.12abc", "other");
   const std::string path = write_handoff(tmp.path(), sample_header(), {full_record(1, 1)});
   ASSERT_FALSE(path.empty());
   EXPECT_TRUE(verify_handoff_file(path).ok());
-  EXPECT_EQ(read_file(tmp / ".handoff.tmp.999999999"), "stale");
+  EXPECT_EQ(read_file(tmp / live), "live");
   EXPECT_EQ(dir_entries(tmp.path()),
-            (std::vector<std::string>{".handoff.tmp.999999999", "handoff.bin"}));
+            (std::vector<std::string>{".handoff.tmp.1", ".handoff.tmp.12abc", "handoff.bin"}));
 }
 
 TEST(HandoffFile, NeverFollowsSymlinks) {
@@ -250,6 +278,10 @@ TEST(HandoffFile, UnreadableFilesNameThePath) {
   Result<HandoffSummary> dir = verify_handoff_file(tmp.path());
   ASSERT_FALSE(dir.ok());
   EXPECT_EQ(dir.error().message, "handoff file " + tmp.path() + ": not a regular file");
+  ASSERT_EQ(::mkfifo((tmp / "fifo").c_str(), 0600), 0);
+  Result<HandoffSummary> fifo = verify_handoff_file(tmp / "fifo");  // must not block
+  ASSERT_FALSE(fifo.ok());
+  EXPECT_EQ(fifo.error().message, "handoff file " + (tmp / "fifo") + ": not a regular file");
   write_file(tmp / "text", "hello, world, this is not it\n");
   Result<HandoffSummary> text = verify_handoff_file(tmp / "text");
   ASSERT_FALSE(text.ok());
