@@ -76,7 +76,6 @@ void Listener::accept_all() {
   for (;;) {
     UniqueFd fd(::accept4(socket_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (fd) {
-      in_fd_episode_ = false;
       on_accept_(std::move(fd));
       continue;
     }
@@ -92,11 +91,18 @@ void Listener::accept_all() {
 }
 
 void Listener::pause(int err) {
-  if (err != 0 && !in_fd_episode_) {
-    in_fd_episode_ = true;
+  // One line per episode: an episode lasts while shortages come less than
+  // kEpisodeGapMs apart (accepts that succeed in between, e.g. because a failing pair
+  // gave an fd back, do not end it).
+  const uint64_t now = uv_now(loop_);
+  if (err != 0 && (!in_fd_episode_ || now - last_shortage_ms_ > kEpisodeGapMs)) {
     const char* what = err == EMFILE || err == ENFILE ? "too many open files" : "out of memory";
     log_->error("accept: {} (limit {}); pausing accepts on service {}", what, fd_limit_text(),
                 service_);
+  }
+  if (err != 0) {
+    in_fd_episode_ = true;
+    last_shortage_ms_ = now;
   }
   socket_.watch(0, &Listener::on_readable);
   uv_timer_start(pause_timer_.get(), &Listener::on_resume, kPauseMs, 0);

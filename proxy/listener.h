@@ -4,7 +4,8 @@
 // Running out of fds (EMFILE/ENFILE, also ENOBUFS/ENOMEM) must not make the loop spin
 // on a listener that stays readable: accepting pauses for kPauseMs on a timer, and one
 // line per episode says so with the fd limit. The pending connections wait in the
-// backlog meanwhile.
+// backlog meanwhile. (A pair can still fail for want of an fd for its backend socket;
+// that pair alone is closed, with its own log line.)
 //
 // The fd may come from open_listener() or from elsewhere (a keeper owns listeners and
 // passes them on); release() gives it back after stop().
@@ -27,6 +28,7 @@ namespace seamless::proxy {
 class Listener {
  public:
   static constexpr uint64_t kPauseMs = 100;
+  static constexpr uint64_t kEpisodeGapMs = 1000;
   // Called for each accepted connection (non-blocking, close-on-exec).
   using AcceptFn = std::function<void(UniqueFd)>;
 
@@ -54,7 +56,8 @@ class Listener {
   UvHandle<uv_timer_t> pause_timer_;
   AcceptFn on_accept_;
   Logger log_;
-  bool in_fd_episode_ = false;  // the EMFILE line was logged; cleared by the next accept
+  bool in_fd_episode_ = false;  // an fd shortage was logged
+  uint64_t last_shortage_ms_ = 0;
 };
 
 }  // namespace seamless::proxy

@@ -25,6 +25,13 @@ std::optional<size_t> preferred_backend(const Pair& pair) {
   return std::nullopt;
 }
 
+// Errors that say "this host is out of something", not "that backend is bad": another
+// backend would fail the same way, and the backend must not be blamed for it.
+bool local_shortage(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM ||
+         error == EADDRNOTAVAIL;
+}
+
 }  // namespace
 
 uint64_t PairEngine::client_hash(const Pair& pair) const {
@@ -61,21 +68,34 @@ bool PairEngine::connect_to(Pair& pair, size_t backend_index) {
   pair.backend_address = backend.address;
   pair.stage = PairStage::kConnecting;
   backend.active++;
-  Result<UniqueFd> fd = start_connect(backend.endpoint, /*proxied=*/true);
-  int error = 0;
-  if (!fd) {
-    error = fd.error().code != 0 ? fd.error().code : EIO;
-  } else if (pair.server.open(loop_, std::move(*fd), &pair) != 0 ||
-             pair.server.watch(UV_WRITABLE, &PairEngine::on_poll) != 0) {
-    error = EIO;
+  const int error = open_backend_socket(pair, backend);
+  if (error == 0) {
+    uv_timer_start(pair.timer.get(), &PairEngine::on_timer,
+                   static_cast<uint64_t>(service.config.connect_timeout.count()), 0);
+    return true;
   }
-  if (error != 0) {
+  if (!local_shortage(error)) {
     connect_failed(pair, error, /*try_next=*/false);
     return false;
   }
-  uv_timer_start(pair.timer.get(), &PairEngine::on_timer,
-                 static_cast<uint64_t>(service.config.connect_timeout.count()), 0);
-  return true;
+  backend.active--;
+  pair.backend = nullptr;
+  pair.server.close(nullptr);
+  log_->error("{}: cannot connect to backend {}: {}; closing the client", pair.describe(),
+              backend.address, errno_text(error));
+  ops_.abort(pair.client.fd());
+  close_pair(pair, CloseReason::kError, error);
+  return true;  // settled: the pair is gone
+}
+
+int PairEngine::open_backend_socket(Pair& pair, const BackendRuntime& backend) {
+  Result<UniqueFd> fd = start_connect(backend.endpoint, /*proxied=*/true);
+  if (!fd) return fd.error().code != 0 ? fd.error().code : EIO;
+  if (pair.server.open(loop_, std::move(*fd), &pair) != 0 ||
+      pair.server.watch(UV_WRITABLE, &PairEngine::on_poll) != 0) {
+    return EIO;
+  }
+  return 0;
 }
 
 void PairEngine::connect_failed(Pair& pair, int error, bool try_next) {

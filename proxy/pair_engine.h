@@ -31,6 +31,7 @@
 namespace seamless::proxy {
 
 struct ServiceRuntime;
+struct BackendRuntime;
 
 class PairEngine {
  public:
@@ -74,7 +75,11 @@ class PairEngine {
   // pair_connect.cc
   static void on_timer(uv_timer_t* timer);
   void connect_next(Pair& pair);
+  // False when the connect failed at once (counted; try the next backend); true when it
+  // is in progress, or when the pair was closed for a local shortage (out of fds).
   bool connect_to(Pair& pair, size_t backend_index);
+  // A non-blocking connect on pair.server; 0 or the errno.
+  int open_backend_socket(Pair& pair, const BackendRuntime& backend);
   // Counts and logs a failed connect, drops the socket; then tries the next backend.
   void connect_failed(Pair& pair, int error, bool try_next);
   void connect_succeeded(Pair& pair);

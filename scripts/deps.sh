@@ -9,6 +9,7 @@ packages=(
   libprotobuf-dev protobuf-compiler libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev
   nftables iproute2 iputils-ping procps curl python3
+  redis-server redis-tools
 )
 
 missing=()

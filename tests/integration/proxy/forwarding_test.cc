@@ -54,7 +54,7 @@ TEST_F(ProxyTest, BackendHalfCloseReachesTheClientWhichCanStillSend) {
   greet.greeting_seed = 78;
   greet.close_after_greeting = true;
   auto b = backend(7101, greet);
-  start(config_yaml(ServiceSpec{}));
+  start(config_yaml(ServiceSpec{}, "log:\n  level: debug\n"));
   UniqueFd c = client();
   const ReadResult greeting = read_to_end(c.get());
   ASSERT_TRUE(greeting.eof) << "no FIN after the greeting";
@@ -69,7 +69,10 @@ TEST_F(ProxyTest, BackendHalfCloseReachesTheClientWhichCanStillSend) {
     return seamless::testing::send_stream(c.get(), out, target) >= 0 && out.sent == target;
   }));
   ASSERT_EQ(::shutdown(c.get(), SHUT_WR), 0);
-  EXPECT_TRUE(wait_until([&] { return b->eofs() == 1; }));
+  EXPECT_TRUE(wait_until([&] { return b->eofs() == 1; }))
+      << "eofs " << b->eofs() << " resets " << b->resets() << " open " << b->open_connections()
+      << " data " << b->data_connections() << " accepted " << b->accepted() << "\n"
+      << proxy->log();
   EXPECT_EQ(b->bytes_received(), target);
   EXPECT_EQ(b->errors(), std::vector<std::string>{});
 }

@@ -1,8 +1,16 @@
 #include "tests/integration/proxy/proxy_fixture.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 namespace seamless::proxy::testing {
 
-std::string config_yaml(const std::vector<ServiceSpec>& services, const std::string& extra) {
+std::string config_yaml(const std::vector<ServiceSpec>& services, const std::string& extra,
+                        bool with_metrics) {
   std::string y = "services:\n";
   for (const ServiceSpec& s : services) {
     y += "  - name: " + s.name + "\n";
@@ -11,14 +19,35 @@ std::string config_yaml(const std::vector<ServiceSpec>& services, const std::str
     for (const std::string& b : s.backends) y += "      - address: \"" + b + "\"\n";
     y += s.extra;
   }
-  y += "metrics:\n  listen: \"127.0.0.1:" + std::to_string(kMetricsPort) + "\"\n";
+  y += "metrics:\n  listen: \"";
+  y += with_metrics ? "127.0.0.1:" + std::to_string(kMetricsPort) : "off";
+  y += "\"\n";
   y += extra;
   return y;
 }
 
-void ProxyTest::start(const std::string& yaml) {
-  proxy = std::make_unique<SeamlessProcess>(hosts.host.name(), yaml);
+void ProxyTest::start(const std::string& yaml, const std::string& wrapper) {
+  proxy = std::make_unique<SeamlessProcess>(hosts.host.name(), yaml, wrapper);
   ASSERT_TRUE(proxy->wait_ready());
+}
+
+int ProxyTest::try_client(const std::string& host, uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+  int fd = -1;
+  {
+    InNetns in(hosts.peer);
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  }
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return -err;
+  }
+  seamless::testing::set_nonblocking(fd);
+  return fd;
 }
 
 UniqueFd ProxyTest::client(const std::string& host, uint16_t port) {

@@ -35,16 +35,22 @@ struct ServiceSpec {
   std::string extra;  // more "    key: value\n" lines for the service
 };
 
-// A whole config: the services, metrics on 127.0.0.1:9100, and `extra` top-level lines.
-std::string config_yaml(const std::vector<ServiceSpec>& services, const std::string& extra = "");
-inline std::string config_yaml(const ServiceSpec& service, const std::string& extra = "") {
-  return config_yaml(std::vector<ServiceSpec>{service}, extra);
+// A whole config: the services, metrics on 127.0.0.1:9100 (unless `with_metrics` is
+// false), and `extra` top-level lines.
+std::string config_yaml(const std::vector<ServiceSpec>& services, const std::string& extra = "",
+                        bool with_metrics = true);
+inline std::string config_yaml(const ServiceSpec& service, const std::string& extra = "",
+                               bool with_metrics = true) {
+  return config_yaml(std::vector<ServiceSpec>{service}, extra, with_metrics);
 }
 
 class ProxyTest : public ::testing::Test {
  protected:
-  // Starts seamless in the host namespace and waits until it is ready.
-  void start(const std::string& yaml);
+  // Starts seamless in the host namespace and waits until it is ready. `wrapper` goes
+  // between `ip netns exec NS` and the binary (e.g. "prlimit --nofile=40:40").
+  void start(const std::string& yaml, const std::string& wrapper = "");
+  // A connect from the peer namespace that may fail: the fd, or -errno.
+  int try_client(const std::string& host = TwoHosts::kHost4, uint16_t port = kProxyPort);
   // A connected, non-blocking client socket from the peer namespace.
   UniqueFd client(const std::string& host = TwoHosts::kHost4, uint16_t port = kProxyPort);
   // A backend in the peer namespace.

@@ -19,7 +19,8 @@ extern char** environ;
 
 namespace seamless::proxy::testing {
 
-SeamlessProcess::SeamlessProcess(const std::string& netns, const std::string& config_yaml) {
+SeamlessProcess::SeamlessProcess(const std::string& netns, const std::string& config_yaml,
+                                 const std::string& wrapper) {
   char dir[] = "/tmp/seamless-proxy-test-XXXXXX";
   EXPECT_NE(::mkdtemp(dir), nullptr);
   dir_ = dir;
@@ -33,8 +34,11 @@ SeamlessProcess::SeamlessProcess(const std::string& netns, const std::string& co
   posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0600);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<std::string> args = {"ip",  "netns",    "exec",     netns, SEAMLESS_BINARY,
-                                   "run", "--config", config_path};
+  std::vector<std::string> args = {"ip", "netns", "exec", netns};
+  std::istringstream words(wrapper);
+  for (std::string w; words >> w;) args.push_back(w);
+  for (const char* a : {SEAMLESS_BINARY, "run", "--config"}) args.push_back(a);
+  args.push_back(config_path);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -13,8 +13,10 @@ namespace seamless::proxy::testing {
 
 class SeamlessProcess {
  public:
-  // Starts `seamless run --config <dir>/seamless.yaml` in namespace `netns`.
-  SeamlessProcess(const std::string& netns, const std::string& config_yaml);
+  // Starts `seamless run --config <dir>/seamless.yaml` in namespace `netns`, through
+  // `wrapper` (words split on spaces; it must exec the binary in place) if not empty.
+  SeamlessProcess(const std::string& netns, const std::string& config_yaml,
+                  const std::string& wrapper = "");
   ~SeamlessProcess();
   SeamlessProcess(const SeamlessProcess&) = delete;
   SeamlessProcess& operator=(const SeamlessProcess&) = delete;

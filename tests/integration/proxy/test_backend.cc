@@ -145,7 +145,7 @@ void TestBackend::run() {
 }
 
 void TestBackend::serve(Connection& c, short revents) {
-  if (revents & POLLIN || revents & POLLERR || revents & POLLHUP) {
+  if (!c.peer_eof && (revents & (POLLIN | POLLERR | POLLHUP))) {
     char buf[65536];
     const ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
     if (n > 0) {
@@ -161,7 +161,10 @@ void TestBackend::serve(Connection& c, short revents) {
     }
   }
   if (c.greeting.sent < behaviour_.greeting_bytes) {
-    seamless::testing::send_stream(c.fd.get(), c.greeting, behaviour_.greeting_bytes);
+    if (seamless::testing::send_stream(c.fd.get(), c.greeting, behaviour_.greeting_bytes) < 0) {
+      c.dead = true;  // the peer is gone (health check probes close with an RST)
+      return;
+    }
     if (c.greeting.sent == behaviour_.greeting_bytes && behaviour_.close_after_greeting) {
       ::shutdown(c.fd.get(), SHUT_WR);
       c.shut = true;
