@@ -1,6 +1,7 @@
 #include "config/load.h"
 
 #include <fcntl.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -63,8 +64,8 @@ bool has_second_document(const std::string& text, Position& second_at) {
   std::istringstream stream(text);
   YAML::Parser parser(stream);
   DocumentStarts starts;
-  for (int i = 0; i < 2 && parser.HandleNextDocument(starts); ++i) {
-  }
+  int documents = 0;
+  while (documents < 2 && parser.HandleNextDocument(starts)) ++documents;
   if (starts.marks.size() < 2) return false;
   second_at = position_of(starts.marks[1]);
   return true;
@@ -82,6 +83,10 @@ std::optional<Config> parse_document(const std::string& text, Diagnostics& diag)
     // An empty document has no mark of its own; it starts at the top of the file.
     const Position root_at = root.IsNull() ? Position{} : position_of(root.Mark());
     return ConfigReader(diag).read(Located{root, "", root_at});
+  } catch (const YAML::DeepRecursion& e) {
+    // Its own message says "bad file" (yaml-cpp 0.7); say what is wrong instead.
+    diag.error(position_of(e.mark), "",
+               "invalid YAML: nested more than " + std::to_string(e.depth() - 1) + " levels deep");
   } catch (const YAML::Exception& e) {
     diag.error(position_of(e.mark), "", "invalid YAML: " + e.msg);
   } catch (const std::exception& e) {

@@ -344,6 +344,15 @@ INSTANTIATE_TEST_SUITE_P(Corpus, config_BadConfig, ::testing::ValuesIn(kBadConfi
 
 TEST(config_BadConfigCorpus, HasAtLeastThirtyCases) { EXPECT_GE(kBadConfigs.size(), 30u); }
 
+// yaml-cpp stops at 500 levels of nesting (its stack guard) with the message "bad
+// file"; the error says what is actually wrong.
+TEST(config_BadConfigCorpus, DeepNestingIsAnErrorNotACrash) {
+  const std::string yaml = "services: " + std::string(600, '[') + std::string(600, ']') + "\n";
+  const ConfigParse parsed = parse_config(yaml, "t.yaml");
+  EXPECT_EQ(parsed.errors, std::vector<std::string>{
+                               "t.yaml:1:1211: invalid YAML: nested more than 499 levels deep"});
+}
+
 // Aliases let a few kilobytes name a million bad backends (found by the fuzzer:
 // 1 GB of error strings); the reader stops at Diagnostics::kMaxErrors instead.
 TEST(config_BadConfigCorpus, AliasBombStopsAfterAHundredErrors) {
