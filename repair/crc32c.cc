@@ -52,10 +52,9 @@ uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t size) {
   while (size >= 8) {
     const uint32_t low = load_le32(p) ^ reg;
     const uint32_t high = load_le32(p + 4);
-    reg = kTables[7][low & 0xff] ^ kTables[6][(low >> 8) & 0xff] ^
-          kTables[5][(low >> 16) & 0xff] ^ kTables[4][low >> 24] ^ kTables[3][high & 0xff] ^
-          kTables[2][(high >> 8) & 0xff] ^ kTables[1][(high >> 16) & 0xff] ^
-          kTables[0][high >> 24];
+    reg = kTables[7][low & 0xff] ^ kTables[6][(low >> 8) & 0xff] ^ kTables[5][(low >> 16) & 0xff] ^
+          kTables[4][low >> 24] ^ kTables[3][high & 0xff] ^ kTables[2][(high >> 8) & 0xff] ^
+          kTables[1][(high >> 16) & 0xff] ^ kTables[0][high >> 24];
     p += 8;
     size -= 8;
   }
@@ -67,8 +66,7 @@ uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t size) {
 
 bool crc32c_hardware_available() { return __builtin_cpu_supports("sse4.2"); }
 
-__attribute__((target("sse4.2"))) uint32_t crc32c_extend_hardware(uint32_t crc,
-                                                                  const void* data,
+__attribute__((target("sse4.2"))) uint32_t crc32c_extend_hardware(uint32_t crc, const void* data,
                                                                   size_t size) {
   const auto* p = static_cast<const uint8_t*>(data);
   uint64_t reg = ~crc;

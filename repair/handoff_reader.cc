@@ -86,8 +86,8 @@ struct HandoffReader::Impl {
     const uint32_t limit = frame.type == kDataFrame ? kMaxDataFrame : kMaxMessageFrame;
     if (frame.length > limit) {
       return Error::logic(frame_type_name(frame.type) + " frame at " + at(frame.offset) +
-                          ": length " + std::to_string(frame.length) +
-                          " exceeds the limit of " + std::to_string(limit) + " (" + what + ")");
+                          ": length " + std::to_string(frame.length) + " exceeds the limit of " +
+                          std::to_string(limit) + " (" + what + ")");
     }
     return std::optional<Frame>(frame);
   }
@@ -200,8 +200,8 @@ Result<std::optional<PairRecord>> HandoffReader::Impl::read_next() {
       return std::optional<PairRecord>();
     }
     if ((f.type & kExtensionFrameBit) == 0) {
-      return Error::logic("unexpected " + frame_type_name(f.type) + " frame at " +
-                          at(f.offset) + " (before " + what + ")");
+      return Error::logic("unexpected " + frame_type_name(f.type) + " frame at " + at(f.offset) +
+                          " (before " + what + ")");
     }
     // An extension of a newer minor: checked, then skipped.
     const std::string ext = frame_type_name(f.type);

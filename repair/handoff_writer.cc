@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -263,9 +263,8 @@ Result<HandoffWriter> HandoffWriter::start(std::unique_ptr<Impl> impl,
 }
 
 Status HandoffWriter::append(const PairRecord& record) {
-  const std::string where = impl_->what() + ": writing record " +
-                            std::to_string(impl_->records) + " (id " + std::to_string(record.id) +
-                            ")";
+  const std::string where = impl_->what() + ": writing record " + std::to_string(impl_->records) +
+                            " (id " + std::to_string(record.id) + ")";
   if (std::optional<Error> done = impl_->closed(where)) return *done;
   // A record we would refuse to read is rejected before anything is written, so the
   // file stays consistent and the caller may go on without it.

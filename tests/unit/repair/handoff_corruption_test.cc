@@ -74,7 +74,13 @@ class FileBuilder {
 std::string small_file() {
   PairRecord absent = full_record(2, 2);
   absent.backend_socket.reset();
-  return FileBuilder().preamble().header().record(full_record(1, 4)).record(absent).trailer().bytes();
+  return FileBuilder()
+      .preamble()
+      .header()
+      .record(full_record(1, 4))
+      .record(absent)
+      .trailer()
+      .bytes();
 }
 
 uint64_t data_of(const PairRecord& r) {
@@ -147,8 +153,7 @@ TEST(HandoffCorruption, NewerMinorWithUnknownFieldsIsRead) {
   // client image; plus 10 payload bytes of a queue we do not know (data_len is
   // overridden by a later occurrence of the field, as protobuf's last one wins).
   const uint64_t known = data_of(record);
-  const std::string future_record = *message + field_varint(100, 7) +
-                                    field_bytes(101, "future") +
+  const std::string future_record = *message + field_varint(100, 7) + field_bytes(101, "future") +
                                     field_bytes(4, field_varint(99, 1)) +
                                     field_varint(19, known + 10);
   const std::string future_header = encode_header(sample_header()) + field_bytes(50, "new");
@@ -181,17 +186,16 @@ TEST(HandoffCorruption, OversizedLengthsAreRefusedBeforeAllocation) {
   ASSERT_TRUE(message.ok());
   const uint64_t others = data_of(record) - record.client->recv_queue.size();
   // A client send queue of 2 GiB, over the 1 GiB cap.
-  const std::string big_queue =
-      *message + field_bytes(4, field_varint(5, uint64_t{2} << 30)) +
-      field_varint(19, (uint64_t{2} << 30) + data_of(record));
+  const std::string big_queue = *message + field_bytes(4, field_varint(5, uint64_t{2} << 30)) +
+                                field_varint(19, (uint64_t{2} << 30) + data_of(record));
   EXPECT_THAT(error_of(FileBuilder().preamble().header().frame(kRecordFrame, big_queue).bytes()),
               HasSubstr("record 0 (frame at offset "));
   EXPECT_THAT(error_of(FileBuilder().preamble().header().frame(kRecordFrame, big_queue).bytes()),
               HasSubstr("client send queue of 2147483648 bytes exceeds the limit of 1073741824"));
 
   // A data frame longer than the 1 MiB cap.
-  const std::string one_mib_due = *message + field_bytes(4, field_varint(9, 3 << 20)) +
-                                  field_varint(19, (3 << 20) + others);
+  const std::string one_mib_due =
+      *message + field_bytes(4, field_varint(9, 3 << 20)) + field_varint(19, (3 << 20) + others);
   const std::string big_frame = FileBuilder()
                                     .preamble()
                                     .header()
@@ -210,8 +214,8 @@ TEST(HandoffCorruption, ALyingQueueLengthEndsInTruncation) {
   // queue by what arrives, so this costs nothing.
   const uint64_t others = data_of(record) - record.client->recv_queue.size();
   const uint64_t claimed = (uint64_t{1} << 30) + others;
-  const std::string liar = *message + field_bytes(4, field_varint(9, uint64_t{1} << 30)) +
-                           field_varint(19, claimed);
+  const std::string liar =
+      *message + field_bytes(4, field_varint(9, uint64_t{1} << 30)) + field_varint(19, claimed);
   const std::string file = FileBuilder()
                                .preamble()
                                .header()
@@ -219,8 +223,8 @@ TEST(HandoffCorruption, ALyingQueueLengthEndsInTruncation) {
                                .frame(kDataFrame, "0123456789")
                                .bytes();
   EXPECT_THAT(error_of(file), HasSubstr("truncated at offset "));
-  EXPECT_THAT(error_of(file), HasSubstr("in the data of record 0 (" +
-                                        std::to_string(claimed - 10) + " bytes missing)"));
+  EXPECT_THAT(error_of(file), HasSubstr("in the data of record 0 (" + std::to_string(claimed - 10) +
+                                        " bytes missing)"));
 }
 
 TEST(HandoffCorruption, StructuralErrors) {
@@ -271,7 +275,8 @@ TEST(HandoffCorruption, SemanticErrorsInMessages) {
   Result<std::string> message = encode_record(full_record(1, 0));
   ASSERT_TRUE(message.ok());
   const auto with = [&](const std::string& extra) {
-    return error_of(FileBuilder().preamble().header().frame(kRecordFrame, *message + extra).bytes());
+    return error_of(
+        FileBuilder().preamble().header().frame(kRecordFrame, *message + extra).bytes());
   };
   EXPECT_THAT(with(field_bytes(4, field_varint(3, 7))),
               HasSubstr("client leg: TCP state 7 cannot be migrated"));

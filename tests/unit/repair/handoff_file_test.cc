@@ -193,8 +193,8 @@ TEST(HandoffFile, RefusesUnsafeDirs) {
 
   Result<HandoffWriter> group = HandoffWriter::create(tmp / "group", {});
   ASSERT_FALSE(group.ok());
-  EXPECT_EQ(group.error().message,
-            "handoff dir " + (tmp / "group") + ": mode 0770 is group- or world-writable (want 0700)");
+  EXPECT_EQ(group.error().message, "handoff dir " + (tmp / "group") +
+                                       ": mode 0770 is group- or world-writable (want 0700)");
   EXPECT_FALSE(HandoffWriter::create(tmp / "world", {}).ok());
   Result<HandoffWriter> link = HandoffWriter::create(tmp / "link", {});
   ASSERT_FALSE(link.ok());

@@ -57,13 +57,12 @@ std::vector<PairRecord> v1_0_established() {
   r.id = 1;
   r.service = "pg";
   r.backend = "198.18.1.2:7001";
-  r.client = v1_0_image(v4(198, 18, 0, 1, 5433), v4(198, 18, 0, 10, 41122),
-                        TcpState::kEstablished);
+  r.client = v1_0_image(v4(198, 18, 0, 1, 5433), v4(198, 18, 0, 10, 41122), TcpState::kEstablished);
   r.client->send_queue = "backend says hello";
   r.client->send_unsent = 5;
   r.client->recv_queue = "SELECT 1;";
-  r.backend_socket = v1_0_image(v4(198, 18, 1, 1, 40001), v4(198, 18, 1, 2, 7001),
-                                TcpState::kEstablished);
+  r.backend_socket =
+      v1_0_image(v4(198, 18, 1, 1, 40001), v4(198, 18, 1, 2, 7001), TcpState::kEstablished);
   r.backend_socket->send_queue = "client data on its way";
   r.backend_socket->recv_queue = std::string("\0\x01\x02\xff binary", 11);
   r.backend_socket->options.mark = 0x5ea1;
@@ -86,11 +85,10 @@ std::vector<PairRecord> v1_0_half_closed() {
   fin.id = 2;
   fin.service = "pg";
   fin.backend = "198.18.1.2:7001";
-  fin.client = v1_0_image(v4(198, 18, 0, 1, 5433), v4(198, 18, 0, 11, 41200),
-                          TcpState::kCloseWait);
+  fin.client = v1_0_image(v4(198, 18, 0, 1, 5433), v4(198, 18, 0, 11, 41200), TcpState::kCloseWait);
   fin.client->send_queue = "tail of the answer";
-  fin.backend_socket = v1_0_image(v4(198, 18, 1, 1, 40002), v4(198, 18, 1, 2, 7001),
-                                  TcpState::kFinWait2);
+  fin.backend_socket =
+      v1_0_image(v4(198, 18, 1, 1, 40002), v4(198, 18, 1, 2, 7001), TcpState::kFinWait2);
   fin.backend_socket->recv_queue = "more answer";
   fin.flags = kClientFinished;
   fin.backend_off_w = 1;
@@ -104,8 +102,8 @@ std::vector<PairRecord> v1_0_half_closed() {
   connecting.backend = "[2001:db8:1::2]:8080";
   connecting.client = v1_0_image(v6(1, 443), v6(0xbeef, 50123, 0), TcpState::kEstablished);
   connecting.client->recv_queue = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-  connecting.proxy_header = std::string("\r\n\r\n\0\r\nQUIT\n\x21\x21\x00\x24", 16) +
-                            std::string(36, '\x7f');
+  connecting.proxy_header =
+      std::string("\r\n\r\n\0\r\nQUIT\n\x21\x21\x00\x24", 16) + std::string(36, '\x7f');
   connecting.header_len = 52;
   connecting.header_pending = 52;
   connecting.created_at_unix_ms = 1713999992000;

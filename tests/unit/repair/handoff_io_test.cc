@@ -1,5 +1,7 @@
 // The writer surfaces every write and fsync failure, names the record, and leaves
 // no file behind: a real full filesystem (tmpfs, as root) and injected failures.
+#include "repair/handoff_io.h"
+
 #include <errno.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -11,7 +13,6 @@
 #include <filesystem>
 
 #include "repair/handoff_file.h"
-#include "repair/handoff_io.h"
 #include "tests/unit/repair/handoff_test_util.h"
 
 namespace seamless::repair {
@@ -82,8 +83,9 @@ TEST(HandoffIo, WriteErrorNamesTheRecordAndPoisonsTheWriter) {
     const Status s = writer->append(full_record(4711, 3));
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(s.error().code, ENOSPC);
-    EXPECT_EQ(s.error().message, "handoff dir " + tmp.path() +
-                                     ": writing record 12 (id 4711): write: No space left on device");
+    EXPECT_EQ(s.error().message,
+              "handoff dir " + tmp.path() +
+                  ": writing record 12 (id 4711): write: No space left on device");
     EXPECT_THAT(writer->append(full_record(1, 1)).error().message, HasSubstr("failed earlier"));
     EXPECT_THAT(writer->commit().error().message, HasSubstr("failed earlier"));
   }
@@ -111,9 +113,8 @@ TEST(HandoffIo, FileFsyncErrorFailsTheCommit) {
   Result<std::string> path = writer->commit();
   ASSERT_FALSE(path.ok());
   EXPECT_EQ(path.error().code, EIO);
-  EXPECT_EQ(path.error().message,
-            "handoff dir " + tmp.path() + ": fsync .handoff.tmp." + std::to_string(::getpid()) +
-                ": Input/output error");
+  EXPECT_EQ(path.error().message, "handoff dir " + tmp.path() + ": fsync .handoff.tmp." +
+                                      std::to_string(::getpid()) + ": Input/output error");
   writer = Error::logic("dropped");  // destroying the writer removes its temp file
   EXPECT_TRUE(dir_is_empty(tmp.path()));
 }
