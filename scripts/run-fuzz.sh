@@ -15,7 +15,10 @@ for target in "$build"/tests/fuzz/fuzz_*; do
   dirs=("$corpus")
   [[ -d $seeds ]] && dirs+=("$seeds")
   echo "-- $name for ${seconds}s"
-  "$target" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 "${dirs[@]}" 2>&1 | tail -n 4
+  # New inputs go to the temporary corpus (the first dir), crash inputs to the build dir.
+  mkdir -p "$build/fuzz-artifacts"
+  "$target" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$build/fuzz-artifacts/$name-" "${dirs[@]}" 2>&1 | tail -n 4
   rm -rf "$corpus"
 done
 ((found)) || { echo "run-fuzz.sh: no fuzz targets in $build" >&2; exit 1; }
