@@ -18,6 +18,44 @@ Step discard(SocketOps& ops, int src, size_t peeked, size_t k) {
   return Step{StepResult::kMoved, peeked, k, 0};
 }
 
+// What a step that did not simply move bytes means for the flow; aborts the partner of
+// a failed socket so the reset reaches the other peer as a reset.
+PumpOutcome conclude(SocketOps& ops, int src, int dst, Flow& flow, const Step& step,
+                     PumpOutcome out) {
+  switch (step.result) {
+    case StepResult::kMoved:
+    case StepResult::kDestinationFull:
+      flow.blocked = true;
+      out.result = PumpResult::kBlocked;
+      return out;
+    case StepResult::kSourceEmpty:
+      out.result = PumpResult::kIdle;
+      return out;
+    case StepResult::kSourceEof:
+      // Everything before the FIN is already in dst's send queue; the FIN follows it.
+      if (ops.shutdown(dst, SHUT_WR) == 0) {
+        flow.finished = true;
+        out.result = PumpResult::kFinished;
+        return out;
+      }
+      out.error = errno;
+      ops.abort(src);
+      out.result = PumpResult::kDestinationFailed;
+      return out;
+    case StepResult::kSourceFailed:
+      ops.abort(dst);
+      out.error = step.error;
+      out.result = PumpResult::kSourceFailed;
+      return out;
+    case StepResult::kDestinationFailed:
+      ops.abort(src);
+      out.error = step.error;
+      out.result = PumpResult::kDestinationFailed;
+      return out;
+  }
+  return out;
+}
+
 }  // namespace
 
 Step forward_step(SocketOps& ops, int src, int dst, std::span<std::byte> scratch) {
@@ -43,59 +81,27 @@ PumpOutcome pump(SocketOps& ops, int src, int dst, Flow& flow, std::span<std::by
                  size_t budget) {
   PumpOutcome out;
   flow.blocked = false;
-  while (!flow.finished) {
+  if (flow.finished) {
+    out.result = PumpResult::kFinished;
+    return out;
+  }
+  for (;;) {
     const Step step = forward_step(ops, src, dst, scratch);
-    switch (step.result) {
-      case StepResult::kMoved:
-        out.moved += step.sent;
-        flow.bytes += step.sent;
-        if (step.sent < step.peeked) {
-          flow.blocked = true;
-          out.result = PumpResult::kBlocked;
-          return out;
-        }
-        // A peek that did not fill the buffer emptied the queue: skip the EAGAIN peek.
-        if (step.peeked < scratch.size()) {
-          out.result = PumpResult::kIdle;
-          return out;
-        }
-        if (out.moved >= budget) {
-          out.result = PumpResult::kYield;
-          return out;
-        }
-        break;
-      case StepResult::kSourceEmpty:
-        out.result = PumpResult::kIdle;
-        return out;
-      case StepResult::kDestinationFull:
-        flow.blocked = true;
-        out.result = PumpResult::kBlocked;
-        return out;
-      case StepResult::kSourceEof:
-        // Everything before the FIN is already in dst's send queue; the FIN follows it.
-        if (ops.shutdown(dst, SHUT_WR) != 0) {
-          out.error = errno;
-          ops.abort(src);
-          out.result = PumpResult::kDestinationFailed;
-          return out;
-        }
-        flow.finished = true;
-        out.result = PumpResult::kFinished;
-        return out;
-      case StepResult::kSourceFailed:
-        ops.abort(dst);
-        out.error = step.error;
-        out.result = PumpResult::kSourceFailed;
-        return out;
-      case StepResult::kDestinationFailed:
-        ops.abort(src);
-        out.error = step.error;
-        out.result = PumpResult::kDestinationFailed;
-        return out;
+    if (step.result != StepResult::kMoved) return conclude(ops, src, dst, flow, step, out);
+    out.moved += step.sent;
+    flow.bytes += step.sent;
+    // A short send: dst is full (conclude() marks the flow blocked).
+    if (step.sent < step.peeked) return conclude(ops, src, dst, flow, step, out);
+    // A peek that did not fill the buffer emptied the queue: skip the EAGAIN peek.
+    if (step.peeked < scratch.size()) {
+      out.result = PumpResult::kIdle;
+      return out;
+    }
+    if (out.moved >= budget) {
+      out.result = PumpResult::kYield;
+      return out;
     }
   }
-  out.result = PumpResult::kFinished;
-  return out;
 }
 
 HeaderResult write_header(SocketOps& ops, int dst, std::string_view header, uint32_t* pending,

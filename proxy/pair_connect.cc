@@ -123,7 +123,7 @@ void PairEngine::connect_succeeded(Pair& pair) {
   // A fresh backend connection has received nothing: the whole header is owed.
   pair.header_pending = static_cast<uint32_t>(pair.proxy_header.size());
   pair.last_activity_ms = uv_now(loop_);
-  log_->debug("{}: connected", pair.describe_full());
+  if (log_->should_log(spdlog::level::debug)) log_->debug("{}: connected", pair.describe_full());
   observer_.on_backend_connected(pair);
   arm_idle_timer(pair);
   if (pair.header_pending > 0 && !write_pending_header(pair)) return;

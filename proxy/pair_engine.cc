@@ -51,7 +51,7 @@ void PairEngine::accept_client(ServiceRuntime& service, UniqueFd fd) {
     close_pair(pair, CloseReason::kError, opened.error().code);
     return;
   }
-  log_->debug("{}: accepted", pair.describe());
+  if (log_->should_log(spdlog::level::debug)) log_->debug("{}: accepted", pair.describe());
   connect_next(pair);
 }
 
@@ -124,7 +124,9 @@ bool PairEngine::pump_flow(Pair& pair, bool upstream) {
       return false;
     }
     case PumpResult::kFinished:
-      log_->debug("{}: {} finished sending", pair.describe(), upstream ? "client" : "backend");
+      if (log_->should_log(spdlog::level::debug)) {
+        log_->debug("{}: {} finished sending", pair.describe(), upstream ? "client" : "backend");
+      }
       return true;
     case PumpResult::kIdle:
     case PumpResult::kBlocked:
@@ -194,12 +196,15 @@ void PairEngine::close_pair(Pair& pair, CloseReason reason, int error) {
   if (pairs_.empty() && on_empty_) on_empty_();
 }
 
+// Formatting a pair's addresses costs more than forwarding a small message: only
+// when the line will be written.
 void PairEngine::log_close(const Pair& pair, CloseReason reason, int error) {
-  const std::string error_text = error != 0 ? " (" + errno_text(error) + ")" : "";
   const auto level = reason == CloseReason::kBackendReset || reason == CloseReason::kError
                          ? spdlog::level::warn
                      : reason == CloseReason::kClientReset ? spdlog::level::info
                                                            : spdlog::level::debug;
+  if (!log_->should_log(level)) return;
+  const std::string error_text = error != 0 ? " (" + errno_text(error) + ")" : "";
   log_->log(level, "{}: closed: {}{}; {} bytes in, {} bytes out", pair.describe_full(),
             to_string(reason), error_text, pair.upstream.bytes, pair.downstream.bytes);
 }

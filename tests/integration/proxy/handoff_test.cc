@@ -133,5 +133,29 @@ TEST_F(ProxyTest, QuiescedPairsContinueInTheNextWorker) {
   EXPECT_TRUE(wait_until([&] { return metrics.find_service("pg")->active() == 0; }));
 }
 
+TEST_F(ProxyTest, ARestartedWorkerKeepsItsPredecessorsHealthVerdict) {
+  auto a = backend(7101);
+  auto b = backend(7102);
+  ServiceSpec s;
+  s.backends = {"198.18.0.1:7101", "198.18.0.1:7102"};
+  // One check at start, none after; rise 2: that one good check cannot bring 7101 back.
+  s.extra = "    health_check:\n      interval: 1h\n      timeout: 1s\n      rise: 2\n";
+  const config::Config config = parse(config_yaml(s, "", /*with_metrics=*/false));
+  Result<metrics::MetricsSegment> segment = metrics::MetricsSegment::create();
+  ASSERT_TRUE(segment.ok());
+  metrics::Metrics metrics(*segment);
+  // What the previous worker found, as the shared segment keeps it.
+  ASSERT_TRUE(metrics.set_backend_up("pg", "198.18.0.1:7101", false).ok());
+
+  ThreadWorker worker(hosts.host, config, metrics, {}, {});
+  for (int i = 0; i < 4; ++i) {
+    UniqueFd c = client();
+    ASSERT_TRUE(echo_roundtrip(c.get()));
+  }
+  EXPECT_EQ(a->data_connections(), 0u);
+  EXPECT_EQ(b->data_connections(), 4u);
+  EXPECT_EQ(metrics.backend_up("pg", "198.18.0.1:7101"), false);
+}
+
 }  // namespace
 }  // namespace seamless::proxy::testing

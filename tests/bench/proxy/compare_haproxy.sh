@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# Compares seamless with HAProxy (one thread, tcp mode, the same services) in one run,
+# on the same two network namespaces, and prints a table of ratios. Not part of CI.
+#
+#   sudo tests/bench/proxy/compare_haproxy.sh [path/to/seamless]   (default build/proxy/seamless)
+#   DURATION=10 ROUNDS=3 IDLE_CONNECTIONS=5000 tests/bench/proxy/compare_haproxy.sh ...
+#
+# Topology (RFC 2544 addresses only):  peer 198.18.0.1 (load generators, backends)
+#   <-veth->  host 198.18.0.2 (the proxy under test). Each workload has its own service:
+#   port 70x0 is seamless, 70x1 HAProxy; both forward to the same backend.
+# Workloads: iperf3 with 1 and 8 streams (Gbit/s), redis-benchmark GET with 50 clients
+# (requests/s), new connections per second (redis-benchmark PING with -k 0: one TCP
+# connection per request), and the proxy's RSS growth with IDLE_CONNECTIONS idle
+# connections (KiB per connection). Each figure is the median of ROUNDS interleaved runs.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+seamless=${1:-$root/build/proxy/seamless}
+duration=${DURATION:-5}
+rounds=${ROUNDS:-3}
+idle=${IDLE_CONNECTIONS:-5000}
+[[ -x $seamless ]] || { echo "no seamless binary at $seamless (build first)" >&2; exit 2; }
+[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)" >&2; exit 2; }
+
+need=()
+for tool in haproxy iperf3 redis-server redis-benchmark python3; do
+  command -v "$tool" >/dev/null || need+=("$tool")
+done
+if ((${#need[@]})); then
+  pkgs=()
+  for tool in "${need[@]}"; do
+    case $tool in
+      redis-server) pkgs+=(redis-server) ;;
+      redis-benchmark) pkgs+=(redis-tools) ;;
+      *) pkgs+=("$tool") ;;
+    esac
+  done
+  echo "installing: ${pkgs[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2
+fi
+
+tag="slb-$$"
+peer="$tag-peer"
+host="$tag-host"
+work=$(mktemp -d /tmp/seamless-bench-XXXXXX)
+pids=()
+
+cleanup() {
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  ip netns del "$peer" 2>/dev/null || true
+  ip netns del "$host" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+in_peer() { ip netns exec "$peer" "$@"; }
+in_host() { ip netns exec "$host" "$@"; }
+
+setup_hosts() {
+  ip netns add "$peer"
+  ip netns add "$host"
+  ip link add "${tag}p" netns "$peer" type veth peer name "${tag}h" netns "$host"
+  in_peer ip addr add 198.18.0.1/24 dev "${tag}p"
+  in_host ip addr add 198.18.0.2/24 dev "${tag}h"
+  for ns in "$peer" "$host"; do
+    ip netns exec "$ns" ip link set lo up
+  done
+  in_peer ip link set "${tag}p" up
+  in_host ip link set "${tag}h" up
+  # One TCP connection per request leaves a TIME_WAIT socket each, on the client and
+  # on the proxy's backend side: allow reuse, or the ports run out mid-run.
+  for ns in "$peer" "$host"; do
+    ip netns exec "$ns" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
+  done
+}
+
+# Waits until something listens on host:port inside a namespace.
+wait_listen() {
+  local ns=$1 addr=$2 port=$3
+  for _ in $(seq 1 200); do
+    ip netns exec "$ns" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on $addr:$port in $ns" >&2
+  return 1
+}
+
+start_backends() {
+  in_peer iperf3 -s -B 198.18.0.1 -p 5201 >/dev/null 2>&1 &
+  pids+=($!)
+  in_peer redis-server --bind 198.18.0.1 --port 6379 --save "" --appendonly no \
+    --dir "$work" --maxclients 20000 >/dev/null 2>&1 &
+  pids+=($!)
+  # Accepts and holds connections (the idle-connection workload).
+  in_peer bash -c "ulimit -n 65536; exec python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((\"198.18.0.1\", 9000)); s.listen(65535)
+held = []
+while True:
+    held.append(s.accept()[0])
+'" &
+  pids+=($!)
+  wait_listen "$peer" 198.18.0.1 5201
+  wait_listen "$peer" 198.18.0.1 6379
+  wait_listen "$peer" 198.18.0.1 9000
+}
+
+# service name, listen port, backend
+services=(
+  "iperf 7000 198.18.0.1:5201"
+  "redis 7010 198.18.0.1:6379"
+  "conn 7020 198.18.0.1:6379"
+  "idle 7030 198.18.0.1:9000"
+)
+
+start_proxies() {
+  {
+    echo "services:"
+    for s in "${services[@]}"; do
+      read -r name port backend <<<"$s"
+      printf '  - name: %s\n    listen: "198.18.0.2:%s"\n    max_connections: 100000\n' "$name" "$port"
+      printf '    backends:\n      - address: "%s"\n' "$backend"
+    done
+    printf 'metrics:\n  listen: "off"\nlog:\n  level: warn\n'
+  } >"$work/seamless.yaml"
+  {
+    printf 'global\n  nbthread 1\n  maxconn 100000\n'
+    printf 'defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n'
+    for s in "${services[@]}"; do
+      read -r name port backend <<<"$s"
+      printf 'listen %s\n  bind 198.18.0.2:%s\n  server s1 %s\n' "$name" $((port + 1)) "$backend"
+    done
+  } >"$work/haproxy.cfg"
+  in_host bash -c "ulimit -n 1048576; exec $seamless run --config $work/seamless.yaml" \
+    2>"$work/seamless.log" &
+  seamless_pid=$!
+  pids+=($seamless_pid)
+  in_host bash -c "ulimit -n 1048576; exec haproxy -db -f $work/haproxy.cfg" \
+    >"$work/haproxy.log" 2>&1 &
+  haproxy_pid=$!
+  pids+=($haproxy_pid)
+  wait_listen "$host" 198.18.0.2 7000
+  wait_listen "$host" 198.18.0.2 7001
+}
+
+# Prints the median of its arguments.
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+iperf_gbps() {  # port streams
+  in_peer iperf3 -c 198.18.0.2 -p "$1" -P "$2" -t "$duration" -J |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9)'
+}
+
+redis_rps() {  # port extra-args...
+  local port=$1
+  shift
+  in_peer redis-benchmark -h 198.18.0.2 -p "$port" -q "$@" |
+    tr '\r' '\n' | awk -F'[: ]+' '/requests per second/ {print $2; exit}'
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# RSS growth per idle connection (bytes): opens $idle connections, measures, closes.
+idle_bytes_per_conn() {  # port pid
+  local before after
+  before=$(rss_kib "$2")
+  in_peer bash -c "ulimit -n 65536; exec python3 -c '
+import socket, sys, time
+conns = [socket.create_connection((\"198.18.0.2\", $1)) for _ in range($idle)]
+print(\"open\", flush=True)
+sys.stdin.readline()
+'" <"$work/idle.fifo" >"$work/idle.out" &
+  local client=$!
+  exec 7>"$work/idle.fifo"
+  for _ in $(seq 1 600); do grep -q open "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
+  sleep 1  # let the proxy finish its backend connects
+  after=$(rss_kib "$2")
+  echo >&7
+  exec 7>&-
+  wait "$client" || true
+  echo $(((after - before) * 1024 / idle))
+}
+
+declare -A results
+measure() {  # key command-with-PORT-placeholder (seamless port, haproxy port)
+  local key=$1 sport=$2 hport=$3
+  shift 3
+  local s=() h=()
+  for _ in $(seq 1 "$rounds"); do
+    s+=("$("$@" "$sport")")
+    h+=("$("$@" "$hport")")
+  done
+  results[$key.s]=$(median "${s[@]}")
+  results[$key.h]=$(median "${h[@]}")
+}
+
+iperf1() { iperf_gbps "$1" 1; }
+iperf8() { iperf_gbps "$1" 8; }
+redis_get() { redis_rps "$1" -t get -c 50 -n 100000; }
+new_conns() { redis_rps "$1" -t ping_inline -c 50 -n 10000 -k 0; }
+
+setup_hosts
+start_backends
+start_proxies
+mkfifo "$work/idle.fifo"
+
+echo "seamless: $seamless (pid $seamless_pid), haproxy: $(haproxy -v | head -1) (pid $haproxy_pid)" >&2
+echo "duration ${duration}s, rounds $rounds, idle connections $idle" >&2
+measure iperf1 7000 7001 iperf1
+measure iperf8 7000 7001 iperf8
+measure redis 7010 7011 redis_get
+measure conn 7020 7021 new_conns
+results[idle.s]=$(idle_bytes_per_conn 7030 "$seamless_pid")
+results[idle.h]=$(idle_bytes_per_conn 7031 "$haproxy_pid")
+
+printf '\n%-36s %14s %14s %10s\n' "workload" "seamless" "haproxy" "ratio"
+row() {  # key label (ratio = seamless / haproxy; for memory, lower is better)
+  local s=${results[$1.s]} h=${results[$1.h]}
+  local ratio
+  ratio=$(awk -v s="$s" -v h="$h" 'BEGIN { if (h > 0) printf "%.2f", s / h; else print "-" }')
+  printf '%-36s %14s %14s %10s\n' "$2" "$s" "$h" "$ratio"
+}
+row iperf1 "iperf3 1 stream (Gbit/s)"
+row iperf8 "iperf3 8 streams (Gbit/s)"
+row redis "redis GET -c 50 (req/s)"
+row conn "new connections (conn/s)"
+row idle "RSS per idle connection (bytes)"
+echo "(ratio = seamless / haproxy; higher is better except for RSS)"
