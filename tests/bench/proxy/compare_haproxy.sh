@@ -56,6 +56,14 @@ trap cleanup EXIT
 
 in_peer() { ip netns exec "$peer" "$@"; }
 in_host() { ip netns exec "$host" "$@"; }
+# Starts a command in a namespace in the background and records its PID, which is the
+# command's own (ip netns exec execs it), so cleanup can kill it.
+spawn() {
+  local ns=$1
+  shift
+  ip netns exec "$ns" "$@" &
+  pids+=($!)
+}
 
 setup_hosts() {
   ip netns add "$peer"
@@ -87,21 +95,18 @@ wait_listen() {
 }
 
 start_backends() {
-  in_peer iperf3 -s -B 198.18.0.1 -p 5201 >/dev/null 2>&1 &
-  pids+=($!)
-  in_peer redis-server --bind 198.18.0.1 --port 6379 --save "" --appendonly no \
-    --dir "$work" --maxclients 20000 >/dev/null 2>&1 &
-  pids+=($!)
+  spawn "$peer" iperf3 -s -B 198.18.0.1 -p 5201 >/dev/null 2>&1
+  spawn "$peer" redis-server --bind 198.18.0.1 --port 6379 --save "" --appendonly no --protected-mode no \
+    --dir "$work" --maxclients 20000 >/dev/null 2>&1
   # Accepts and holds connections (the idle-connection workload).
-  in_peer bash -c "ulimit -n 65536; exec python3 -c '
+  spawn "$peer" bash -c "ulimit -n \$(ulimit -Hn); exec python3 -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((\"198.18.0.1\", 9000)); s.listen(65535)
 held = []
 while True:
     held.append(s.accept()[0])
-'" &
-  pids+=($!)
+'"
   wait_listen "$peer" 198.18.0.1 5201
   wait_listen "$peer" 198.18.0.1 6379
   wait_listen "$peer" 198.18.0.1 9000
@@ -126,23 +131,21 @@ start_proxies() {
     printf 'metrics:\n  listen: "off"\nlog:\n  level: warn\n'
   } >"$work/seamless.yaml"
   {
-    printf 'global\n  nbthread 1\n  maxconn 100000\n'
+    printf 'global\n  nbthread 1\n  maxconn 9000\n'
     printf 'defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n'
     for s in "${services[@]}"; do
       read -r name port backend <<<"$s"
       printf 'listen %s\n  bind 198.18.0.2:%s\n  server s1 %s\n' "$name" $((port + 1)) "$backend"
     done
   } >"$work/haproxy.cfg"
-  in_host bash -c "ulimit -n 1048576; exec $seamless run --config $work/seamless.yaml" \
-    2>"$work/seamless.log" &
-  seamless_pid=$!
-  pids+=($seamless_pid)
-  in_host bash -c "ulimit -n 1048576; exec haproxy -db -f $work/haproxy.cfg" \
-    >"$work/haproxy.log" 2>&1 &
-  haproxy_pid=$!
-  pids+=($haproxy_pid)
-  wait_listen "$host" 198.18.0.2 7000
-  wait_listen "$host" 198.18.0.2 7001
+  spawn "$host" bash -c "ulimit -n \$(ulimit -Hn); exec $seamless run --config $work/seamless.yaml" \
+    2>"$work/seamless.log"
+  seamless_pid=${pids[-1]}
+  spawn "$host" bash -c "ulimit -n \$(ulimit -Hn); exec haproxy -db -f $work/haproxy.cfg" \
+    >"$work/haproxy.log" 2>&1
+  haproxy_pid=${pids[-1]}
+  wait_listen "$host" 198.18.0.2 7000 || { cat "$work/seamless.log" >&2; exit 1; }
+  wait_listen "$host" 198.18.0.2 7001 || { cat "$work/haproxy.log" >&2; exit 1; }
 }
 
 # Prints the median of its arguments.
@@ -150,7 +153,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 
 iperf_gbps() {  # port streams
   in_peer iperf3 -c 198.18.0.2 -p "$1" -P "$2" -t "$duration" -J |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9)'
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]; print("%.2f" % (r / 1e9))'
 }
 
 redis_rps() {  # port extra-args...
@@ -166,7 +169,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 idle_bytes_per_conn() {  # port pid
   local before after
   before=$(rss_kib "$2")
-  in_peer bash -c "ulimit -n 65536; exec python3 -c '
+  ip netns exec "$peer" bash -c "ulimit -n \$(ulimit -Hn); exec python3 -c '
 import socket, sys, time
 conns = [socket.create_connection((\"198.18.0.2\", $1)) for _ in range($idle)]
 print(\"open\", flush=True)
