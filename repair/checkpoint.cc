@@ -12,7 +12,9 @@ namespace {
 
 constexpr uint8_t kSynSent = 2;
 
-Result<Flow> flow_of_fd(Sys& sys, int fd) {
+}  // namespace
+
+Result<Flow> flow_of_socket(Sys& sys, int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
   if (sys.getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
@@ -28,6 +30,8 @@ Result<Flow> flow_of_fd(Sys& sys, int fd) {
   if (!peer) return peer.error();
   return Flow{*peer, *local};
 }
+
+namespace {
 
 // A backend leg still connecting has no connection to migrate: the next worker
 // connects a fresh one.
@@ -59,7 +63,7 @@ Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pai
   for (const LivePair& p : pairs) {
     for (int fd : {p.client_fd, p.backend_fd}) {
       if (fd < 0 || (fd == p.backend_fd && still_connecting(sys, fd))) continue;
-      auto flow = flow_of_fd(sys, fd);
+      auto flow = flow_of_socket(sys, fd);
       if (!flow) return flow.error().context("pair " + std::to_string(p.record.id));
       flows.push_back(*flow);
     }

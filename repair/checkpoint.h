@@ -77,6 +77,9 @@ Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string&
                                     const std::function<void(RestoredPair&&)>& take,
                                     size_t batch = 256);
 
+// The flow of a connected socket, keyed as its peer's packets carry it.
+Result<Flow> flow_of_socket(Sys& sys, int fd);
+
 // The two flows of a pair's sockets (client leg first), by their addresses.
 std::vector<Flow> flows_of(const PairRecord& record);
 

@@ -17,6 +17,7 @@
 #include <functional>
 #include <vector>
 
+#include "repair/checkpoint.h"
 #include "repair/flow_lock.h"
 #include "repair/socket_image.h"
 #include "repair/sys.h"
@@ -68,17 +69,12 @@ Connections open_connections(size_t n) {
 }
 
 std::vector<repair::Flow> flows_of(const Connections& c) {
+  repair::Sys sys;
   std::vector<repair::Flow> flows;
   for (const auto& fd : c.server) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof(ss);
-    repair::Flow f;
-    ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-    f.local = *repair::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-    len = sizeof(ss);
-    ::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-    f.peer = *repair::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-    flows.push_back(f);
+    auto flow = repair::flow_of_socket(sys, fd.get());
+    if (!flow) die(flow.error().message);
+    flows.push_back(*flow);
   }
   return flows;
 }

@@ -1,5 +1,7 @@
 #include "tests/integration/repair/repair_fixture.h"
 
+#include "repair/checkpoint.h"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -87,15 +89,10 @@ std::vector<Connection> RepairNet::connect(Setup setup, int count, int peer_rcvb
 }
 
 repair::Flow RepairNet::flow_of(int host_fd) const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  repair::Flow flow;
-  ::getsockname(host_fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  flow.local = *repair::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-  len = sizeof(ss);
-  ::getpeername(host_fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  flow.peer = *repair::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-  return flow;
+  repair::Sys real;
+  auto flow = repair::flow_of_socket(real, host_fd);
+  EXPECT_TRUE(flow.ok()) << flow.error().message;
+  return flow.ok() ? *flow : repair::Flow{};
 }
 
 void RepairNet::lock(const std::vector<repair::Flow>& flows, std::chrono::milliseconds timeout) {
