@@ -7,6 +7,8 @@
 #include "config/digest.h"
 #include "config/load.h"
 #include "proxy/run_command.h"
+#include "proxy/worker_process.h"
+#include "repair/handoff_file.h"
 #include "proxy/version.h"
 
 namespace seamless {
@@ -18,7 +20,10 @@ constexpr int kExitConfigError = 2;  // also usage errors
 struct CheckOptions {
   std::string config_path;
   bool print_effective = false;
+  int reads_handoff_major = -1;
 };
+
+constexpr int kExitCannotRead = 3;
 
 // `seamless check`: validates a config exactly as a starting proxy would, and
 // starts nothing. The upgrade preflight (DESIGN.md §2) runs it with the candidate
@@ -28,6 +33,9 @@ CLI::App* add_check_command(CLI::App& app, CheckOptions& options) {
   check->add_option("--config,-c", options.config_path, "Config file (YAML)")->required();
   check->add_flag("--print-effective", options.print_effective,
                   "Print the config with every default filled in, instead of \"ok\"");
+  // The upgrade preflight asks whether this binary reads the running one's handoff files.
+  check->add_option("--reads-handoff-major", options.reads_handoff_major,
+                    "Also fail (exit 3) unless this binary reads handoff format MAJOR.x");
   return check;
 }
 
@@ -37,6 +45,12 @@ int run_check(const CheckOptions& options) {
     // One error per line, each already naming file:line:column and the key.
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
     return kExitConfigError;
+  }
+  const int major = repair::current_handoff_format().major;
+  if (options.reads_handoff_major >= 0 && options.reads_handoff_major != major) {
+    std::fprintf(stderr, "cannot read handoff format %d.x (this binary reads %d.x)\n",
+                 options.reads_handoff_major, major);
+    return kExitCannotRead;
   }
   const std::string digest = config::config_digest(*config);
   if (options.print_effective) {
@@ -59,6 +73,18 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& options) {
   return run;
 }
 
+// `seamless worker`: what the keeper spawns. Not for people: its fds come from the keeper.
+CLI::App* add_worker_command(CLI::App& app, proxy::WorkerProcessArgs& args) {
+  CLI::App* worker = app.add_subcommand("worker", "A worker process (spawned by the keeper)");
+  worker->group("");  // hidden from --help
+  worker->add_option("--control-fd", args.control_fd)->required();
+  worker->add_option("--config-fd", args.config_fd)->required();
+  worker->add_option("--config-name", args.config_name)->required();
+  worker->add_option("--listener", args.listeners);
+  worker->add_option("--restore", args.restore_path);
+  return worker;
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -69,6 +95,8 @@ int run_cli(int argc, char** argv) {
   const CLI::App* check = add_check_command(app, check_options);
   RunOptions run_options;
   const CLI::App* run = add_run_command(app, run_options);
+  proxy::WorkerProcessArgs worker_args;
+  const CLI::App* worker = add_worker_command(app, worker_args);
 
   try {
     app.parse(argc, argv);
@@ -78,6 +106,7 @@ int run_cli(int argc, char** argv) {
   }
   if (check->parsed()) return run_check(check_options);
   if (run->parsed()) return proxy::run_command(run_options.config_path);
+  if (worker->parsed()) return proxy::run_worker_process(worker_args);
   std::fputs(app.help().c_str(), stdout);
   return kExitOk;
 }

@@ -1,7 +1,9 @@
 #include "proxy/run_command.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -9,10 +11,10 @@
 #include "config/load.h"
 #include "metrics/metrics.h"
 #include "metrics/segment.h"
-#include "metrics/server.h"
+#include "proxy/keeper.h"
 #include "proxy/logging.h"
-#include "proxy/observer.h"
-#include "proxy/worker.h"
+#include "repair/flow_lock.h"
+#include "repair/handoff_file.h"
 
 namespace seamless::proxy {
 namespace {
@@ -20,26 +22,31 @@ namespace {
 constexpr int kExitRuntimeError = 1;
 constexpr int kExitConfigError = 2;
 
-// A proxy needs two fds per connection; the usual soft limit (1024) is far too low and
-// the hard limit is what the operator granted.
+// A proxy needs two fds per connection (and the keeper a duplicate of each); the usual
+// soft limit (1024) is far too low and the hard limit is what the operator granted.
 void raise_fd_limit(const Logger& log) {
   rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
-  const rlim_t before = limit.rlim_cur;
-  limit.rlim_cur = limit.rlim_max;
-  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
-    log->debug("fd limit raised from {} to {}", before, limit.rlim_cur);
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
   }
+  log->info("fd limit {} (each proxied connection needs 2 in the worker and 2 in the keeper)",
+            limit.rlim_cur);
 }
 
-// The segment a keeper passed down (SEAMLESS_METRICS_FD), else a fresh one of our own.
+// The segment an exec'ing keeper passed down (SEAMLESS_METRICS_FD), else a fresh one.
 Result<metrics::MetricsSegment> open_segment(const Logger& log) {
   const char* inherited = std::getenv(metrics::kFdEnvVar);
   if (inherited != nullptr) {
     Result<int> fd = metrics::parse_fd_number(inherited);
+    ::unsetenv(metrics::kFdEnvVar);
     if (fd) {
       Result<metrics::MetricsSegment> segment = metrics::MetricsSegment::adopt(UniqueFd(*fd));
-      if (segment) return segment;
+      if (segment) {
+        (void)segment->set_inherit_on_exec(false);
+        return segment;
+      }
       log->warn("metrics: cannot adopt inherited segment: {}; starting a new one",
                 segment.error().message);
     }
@@ -47,34 +54,10 @@ Result<metrics::MetricsSegment> open_segment(const Logger& log) {
   return metrics::MetricsSegment::create();
 }
 
-int serve(const config::Config& config, const Logger& log) {
-  Result<metrics::MetricsSegment> segment = open_segment(log);
-  if (!segment) {
-    log->error("metrics: {}", segment.error().message);
-    return kExitRuntimeError;
-  }
-  metrics::Metrics metrics(*segment);
-  NullPairObserver observer;
-  Result<std::unique_ptr<Worker>> worker = Worker::create(config, metrics, log, observer);
-  if (!worker) {
-    log->error("{}", worker.error().message);
-    return kExitRuntimeError;
-  }
-  if (Status s = (*worker)->open_listeners(); !s) {
-    log->error("{}", s.error().message);
-    return kExitRuntimeError;
-  }
-  std::unique_ptr<metrics::MetricsServer> server;
-  if (config.metrics.listen) {
-    auto started = metrics::start_metrics_server(config.metrics.listen->to_string(), *segment);
-    if (!started) {
-      log->error("{}", started.error().message);
-      return kExitRuntimeError;
-    }
-    server = std::move(*started);
-    log->info("metrics: serving /metrics on {}", config.metrics.listen->to_string());
-  }
-  return (*worker)->run();
+std::string own_binary_path() {
+  char path[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? std::string(path, size_t(n)) : std::string();
 }
 
 }  // namespace
@@ -89,7 +72,46 @@ int run_command(const std::string& config_path) {
   // Writes use MSG_NOSIGNAL, but nothing that writes to a dead peer may kill the proxy.
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(log);
-  return serve(*config, log);
+  Result<KeeperInheritance> inherited = inherit_from_environment();
+  if (!inherited) {
+    log->error("{}", inherited.error().message);
+    return kExitRuntimeError;
+  }
+  // Upgrades exec the binary at the path the first keeper was started with.
+  if (inherited->binary_path.empty()) inherited->binary_path = own_binary_path();
+  Result<metrics::MetricsSegment> segment = open_segment(log);
+  if (!segment) {
+    log->error("metrics: {}", segment.error().message);
+    return kExitRuntimeError;
+  }
+  Result<repair::FlowLock> lock = repair::FlowLock::open(config->handoff.nft_table);
+  if (!lock) {
+    log->error("{}", lock.error().message);
+    return kExitRuntimeError;
+  }
+  // A keeper that died mid-handoff left locked flows and a file: resume that restore.
+  const std::string leftover =
+      config->handoff.dir + "/" + std::string(repair::HandoffWriter::kFileName);
+  if (inherited->handoff_path.empty() && ::access(leftover.c_str(), F_OK) == 0) {
+    Result<size_t> locked = lock->count_locked();
+    if (locked && *locked > 0) {
+      log->warn("resuming the handoff in {} ({} flows still locked)", leftover, *locked);
+      inherited->handoff_path = leftover;
+    } else {
+      log->warn("removing stale handoff file {} (no flow is locked any more)", leftover);
+      (void)repair::remove_handoff_file(leftover);
+    }
+  }
+  if (!inherited->after_exec) {
+    metrics::Metrics(*segment).set_process_start_time(
+        double(std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count()) /
+        1000.0);
+  }
+  Keeper keeper(*config, config_path, log, std::move(*segment), std::move(*lock),
+                std::move(*inherited));
+  return keeper.run();
 }
 
 }  // namespace seamless::proxy

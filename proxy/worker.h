@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +43,9 @@ namespace seamless::proxy {
 struct WorkerOptions {
   bool handle_signals = true;      // SIGTERM / SIGINT start a drain (off when embedded)
   size_t scratch_bytes = 1 << 20;  // the one forwarding buffer (DESIGN §3: 1 MiB)
+  // Runs on the loop when the worker stops (drained or quiesced), so that handles the
+  // embedder added to loop() can be closed and run() can return.
+  std::function<void()> on_stop;
 };
 
 // A listening socket passed between owners, by service name.
@@ -77,6 +81,10 @@ class Worker {
 
   // Loop thread only (or after run()).
   size_t pair_count() const { return pairs_.size(); }
+  // For handles of the embedder (a keeper link); close them in options.on_stop.
+  uv_loop_t* loop() const { return loop_.get(); }
+  // Whether run() ended in a quiesce (take_pairs() then holds every pair).
+  bool quiesced() const { return quiesced_; }
 
  private:
   enum class Request : int { kNone = 0, kDrain = 1, kQuiesce = 2 };
@@ -116,6 +124,7 @@ class Worker {
   std::atomic<int> requested_{0};
   bool draining_ = false;
   bool finished_ = false;
+  bool quiesced_ = false;
   std::vector<DetachedPair> detached_;
 };
 

@@ -73,6 +73,7 @@ void Worker::quiesce() {
   }
   stop_checks();
   detached_ = engine_->detach_all();
+  quiesced_ = true;
   log_->info("quiesced: handing over {} pairs", detached_.size());
   finish();
 }
@@ -97,6 +98,7 @@ void Worker::finish() {
   for (auto& listener : listeners_) {
     if (listener) listener->stop();
   }
+  if (options_.on_stop) options_.on_stop();
 }
 
 std::vector<ListenerFd> Worker::take_listeners() {

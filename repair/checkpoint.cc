@@ -71,10 +71,14 @@ Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pai
   return flows;
 }
 
-Status dump_pairs(Sys& sys, std::span<const LivePair> pairs, HandoffWriter& writer,
-                  RepairUndo& undo, uint64_t* queued) {
-  for (const LivePair& p : pairs) {
+Status dump_pairs(Sys& sys, std::span<const LivePair> pairs, const CheckpointOptions& options,
+                  HandoffWriter& writer, RepairUndo& undo, uint64_t* queued) {
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const LivePair& p = pairs[i];
     PairRecord record = p.record;
+    if (options.before_dump) {
+      if (auto st = options.before_dump(i, record); !st) return st;
+    }
     auto client = dump_socket(sys, p.client_fd);
     if (!client) return client.error().context("pair " + std::to_string(record.id));
     undo.add(p.client_fd);
@@ -120,7 +124,7 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
   };
   auto writer = HandoffWriter::create(options.dir, options.header);
   if (!writer) return fail(writer.error());
-  if (auto st = dump_pairs(sys, pairs, *writer, undo, &result.queued_bytes); !st) {
+  if (auto st = dump_pairs(sys, pairs, options, *writer, undo, &result.queued_bytes); !st) {
     return fail(st.error());
   }
   auto path = writer->commit();
@@ -143,8 +147,8 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
 
 namespace {
 
-// Both legs back in repair mode, then out of it (unsent bytes go out, flows locked).
-Result<RestoredPair> restore_pair(SocketRestorer& restorer, PairRecord record, bool* degraded) {
+// Both legs of a pair restored, still in repair mode (the flows are locked).
+Result<RestoredPair> restore_legs(SocketRestorer& restorer, PairRecord record, bool* degraded) {
   RestoredPair pair;
   for (auto [image, fd] : {std::pair{&record.client, &pair.client},
                            std::pair{&record.backend_socket, &pair.backend}}) {
@@ -154,27 +158,49 @@ Result<RestoredPair> restore_pair(SocketRestorer& restorer, PairRecord record, b
     *degraded = *degraded || restored->peer_fin_missing;
     *fd = std::move(restored->fd);
   }
-  for (auto [image, fd] : {std::pair{&record.client, &pair.client},
-                           std::pair{&record.backend_socket, &pair.backend}}) {
-    if (!*image) continue;
-    if (auto st = restorer.finish(fd->get(), **image); !st) return st.error();
-  }
   if (*degraded) record.flags |= kDegraded;
   pair.record = std::move(record);
   return pair;
 }
 
-// Unlocks a batch of restored pairs in one transaction, draws each peer's ACK, and
-// hands the pairs out.
+Status finish_legs(SocketRestorer& restorer, const RestoredPair& pair) {
+  for (auto [image, fd] : {std::pair{&pair.record.client, pair.client.get()},
+                           std::pair{&pair.record.backend_socket, pair.backend.get()}}) {
+    if (!*image) continue;
+    if (auto st = restorer.finish(fd, **image); !st) return st;
+  }
+  return {};
+}
+
+// Hands a batch over (still in repair mode), takes each pair out of repair mode,
+// unlocks the batch's flows in one transaction, draws each peer's ACK, and hands the
+// pairs out.
 void release(FlowLock& lock, SocketRestorer& restorer, std::vector<RestoredPair>& batch,
-             const std::function<void(RestoredPair&&)>& take, RestoreReport* report) {
+             const std::function<void(RestoredPair&&)>& take, const RestoreOptions& options,
+             RestoreReport* report) {
+  if (batch.empty()) return;
+  if (options.hand_over) options.hand_over(batch);
+  std::vector<RestoredPair> ready;
+  ready.reserve(batch.size());
+  for (RestoredPair& p : batch) {
+    if (auto st = finish_legs(restorer, p); !st) {
+      // Closed in repair mode: silent; the flows stay locked until their timeout.
+      ++report->failed;
+      --report->restored;
+      report->errors.push_back("pair " + std::to_string(p.record.id) + ": " +
+                               st.error().message);
+      continue;
+    }
+    ready.push_back(std::move(p));
+  }
+  batch.clear();
   std::vector<Flow> flows;
-  for (const RestoredPair& p : batch) {
+  for (const RestoredPair& p : ready) {
     for (const Flow& f : flows_of(p.record)) flows.push_back(f);
   }
   // Should the unlock fail, the elements still expire: a stall, not a loss.
   if (auto st = lock.unlock(flows); !st) report->errors.push_back(st.error().message);
-  for (RestoredPair& p : batch) {
+  for (RestoredPair& p : ready) {
     // A probe that fails only delays the peer's ACK until a timer fires.
     for (auto [image, fd] : {std::pair{&p.record.client, p.client.get()},
                              std::pair{&p.record.backend_socket, p.backend.get()}}) {
@@ -183,14 +209,13 @@ void release(FlowLock& lock, SocketRestorer& restorer, std::vector<RestoredPair>
     }
     take(std::move(p));
   }
-  batch.clear();
 }
 
 }  // namespace
 
 Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string& path,
                                     const std::function<void(RestoredPair&&)>& take,
-                                    size_t batch) {
+                                    const RestoreOptions& options) {
   // Act on no record before the whole file has proved intact.
   auto summary = verify_handoff_file(path);
   if (!summary) return summary.error().context("restore");
@@ -199,13 +224,15 @@ Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string&
   SocketRestorer restorer(sys, lock.mark());
   RestoreReport report;
   std::vector<RestoredPair> pending;
+  const size_t batch = options.batch == 0 ? 1 : options.batch;
   for (;;) {
     auto record = reader->next();
     if (!record) return record.error().context("restore");
     if (!*record) break;
     const uint64_t id = (*record)->id;
+    if (options.skip && options.skip(id)) continue;
     bool degraded = false;
-    auto pair = restore_pair(restorer, std::move(**record), &degraded);
+    auto pair = restore_legs(restorer, std::move(**record), &degraded);
     if (!pair) {
       ++report.failed;
       report.errors.push_back("pair " + std::to_string(id) + ": " + pair.error().message);
@@ -214,9 +241,9 @@ Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string&
     ++report.restored;
     report.degraded += degraded ? 1 : 0;
     pending.push_back(std::move(pair).value());
-    if (pending.size() >= batch) release(lock, restorer, pending, take, &report);
+    if (pending.size() >= batch) release(lock, restorer, pending, take, options, &report);
   }
-  release(lock, restorer, pending, take, &report);
+  release(lock, restorer, pending, take, options, &report);
   return report;
 }
 

@@ -51,6 +51,11 @@ struct CheckpointOptions {
   std::string dir;
   std::chrono::milliseconds lock_timeout{30000};
   HandoffHeader header;
+  // Called for pairs[index] after every flow is locked and before its sockets are
+  // dumped, with the record about to be written: a keeper recovering from a crash
+  // trims the pair's overhang and rebuilds the record here (DESIGN §3). An error
+  // fails the checkpoint (undone as any other failure).
+  std::function<Status(size_t index, PairRecord& record)> before_dump;
 };
 
 Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
@@ -70,12 +75,32 @@ struct RestoreReport {
   std::vector<std::string> errors;
 };
 
+struct RestoreOptions {
+  // Bounds how many pairs are held in memory and locked at once.
+  size_t batch = 256;
+  // Pairs of the file to leave alone: they already live elsewhere (a retry after a
+  // worker died half way through a restore).
+  std::function<bool(uint64_t id)> skip;
+  // Called once per batch with its pairs restored but still in repair mode, before
+  // any of them leaves it: a keeper takes its duplicates here (DESIGN §2), so that a
+  // restorer dying from here on loses nothing. Should it die before, the sockets close
+  // silently (repair mode) and the flows stay locked: the file can be restored again.
+  std::function<void(std::span<const RestoredPair>)> hand_over;
+};
+
 // Restores every pair of the file; calls `take` with each restored pair after its
 // flows were unlocked and probed. The flows of failed pairs stay locked until their
-// timeout. `batch` bounds how many pairs are held in memory and locked at once.
+// timeout.
 Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string& path,
                                     const std::function<void(RestoredPair&&)>& take,
-                                    size_t batch = 256);
+                                    const RestoreOptions& options);
+inline Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string& path,
+                                           const std::function<void(RestoredPair&&)>& take,
+                                           size_t batch = 256) {
+  RestoreOptions options;
+  options.batch = batch;
+  return restore_pairs(sys, lock, path, take, options);
+}
 
 // The flow of a connected socket, keyed as its peer's packets carry it.
 Result<Flow> flow_of_socket(Sys& sys, int fd);

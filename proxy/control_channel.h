@@ -1,0 +1,112 @@
+// ControlChannel: the worker <-> keeper link of DESIGN §2, one end of a SOCK_SEQPACKET
+// socketpair. One message per packet: a fixed header, an optional pair record (the
+// pair's metadata as repair/handoff_codec encodes it, never socket images or
+// payload), and up to two fds by SCM_RIGHTS.
+//
+// Worker -> keeper, in the order things happen to a pair:
+//   kClientAccepted  id, record, client fd     right after accept(), before anything else
+//   kBackendConnected id, record, backend fd   the connect completed
+//   kPairClosed      id                        finished or aborted: drop the duplicates
+//   kPairRecord      id, record                the latest record (sent while quiescing)
+//   kQuiesced                                  every kPairRecord is sent; exiting 0
+//   kRestored        id, record, client (+backend) fd, still in repair mode (§4 step 7)
+//   kSync                                      asks for kAck once all of the above applied
+//   kReady           text                      serving (after any restore); text = summary
+//   kRestoreFailed   text                      the handoff file could not be read at all
+// Keeper -> worker:
+//   kQuiesce / kDrain                          stop for a handoff / for SIGTERM
+//   kAdopt           id, record, fds           a live pair for a new worker (reload)
+//   kAdoptEnd                                  no more kAdopt; start serving
+//   kAck                                       answers kSync
+//
+// Receiving: MSG_CMSG_CLOEXEC, and a truncated packet or control block (MSG_TRUNC,
+// MSG_CTRUNC) is an error, never a silently dropped fd. Sending always uses
+// MSG_NOSIGNAL; whether it blocks follows the fd's O_NONBLOCK.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "repair/pair_record.h"
+
+namespace seamless::proxy {
+
+enum class MessageType : uint8_t {
+  kClientAccepted = 1,
+  kBackendConnected = 2,
+  kPairClosed = 3,
+  kPairRecord = 4,
+  kQuiesced = 5,
+  kRestored = 6,
+  kSync = 7,
+  kReady = 8,
+  kRestoreFailed = 9,
+  kQuiesce = 20,
+  kDrain = 21,
+  kAdopt = 22,
+  kAdoptEnd = 23,
+  kAck = 24,
+};
+
+const char* to_string(MessageType type);
+
+struct Message {
+  MessageType type = MessageType::kSync;
+  uint64_t pair_id = 0;
+  std::optional<repair::PairRecord> record;  // metadata only: images and payload dropped
+  std::string text;                          // kReady / kRestoreFailed
+  std::vector<UniqueFd> fds;                 // received fds (sending takes borrowed ones)
+};
+
+inline Message make_message(MessageType type, uint64_t pair_id = 0,
+                            std::optional<repair::PairRecord> record = std::nullopt,
+                            std::string text = {}) {
+  Message m;
+  m.type = type;
+  m.pair_id = pair_id;
+  m.record = std::move(record);
+  m.text = std::move(text);
+  return m;
+}
+
+inline constexpr size_t kMaxFds = 2;
+// A record without images is a few hundred bytes; this bounds a hostile or broken peer.
+inline constexpr size_t kMaxMessageBytes = 64 * 1024;
+
+// The record as the channel carries it: no socket images, no unread payload.
+repair::PairRecord metadata_only(repair::PairRecord record);
+
+// Builds the packet; fails on a record the codec refuses or a message too large.
+Result<std::string> encode_message(const Message& message, size_t fd_count);
+// Parses a packet's bytes (the fds come separately).
+Result<Message> decode_message(std::string_view packet);
+
+class ControlChannel {
+ public:
+  // A connected SOCK_SEQPACKET pair, both ends close-on-exec.
+  static Result<std::pair<ControlChannel, ControlChannel>> make_pair();
+
+  ControlChannel() = default;
+  explicit ControlChannel(UniqueFd fd) : fd_(std::move(fd)) {}
+
+  // `fds` are borrowed: the receiver gets duplicates, the sender keeps its own.
+  Status send(const Message& message, std::span<const int> fds = {});
+  // nullopt on EOF (the peer closed its end). Without `wait`, an empty channel is an
+  // error with code EAGAIN.
+  Result<std::optional<Message>> receive(bool wait = true);
+
+  int fd() const { return fd_.get(); }
+  bool valid() const { return fd_.valid(); }
+  UniqueFd release() { return UniqueFd(fd_.release()); }
+
+ private:
+  UniqueFd fd_;
+  std::string buffer_;  // receive buffer, kMaxMessageBytes once used
+};
+
+}  // namespace seamless::proxy

@@ -1,0 +1,50 @@
+// HeldPairs: the keeper's duplicate of every proxied socket and the latest record of
+// its pair, built from the worker's messages (control_channel.h) in the order they
+// were sent. This is all the keeper holds (DESIGN §2): enough to checkpoint every pair
+// when the worker quiesces (upgrade) or dies (crash), or to hand them to a new worker
+// (reload).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "proxy/control_channel.h"
+#include "repair/checkpoint.h"
+
+namespace seamless::proxy {
+
+struct HeldPair {
+  UniqueFd client;
+  UniqueFd backend;  // invalid while the backend connect is in flight
+  repair::PairRecord record;
+  bool restoring = false;  // handed over in repair mode by a restoring worker (kRestored)
+};
+
+class HeldPairs {
+ public:
+  // Applies a pair message (kClientAccepted, kBackendConnected, kPairClosed,
+  // kPairRecord, kRestored, kAdopt); other types are not about pairs and are ignored.
+  // Consumes the message's fds. An error names a message that contradicts the table
+  // (its fds are closed; the table is unchanged).
+  Status apply(Message& message);
+
+  // Every pair, ordered by id, as the checkpoint borrows them.
+  std::vector<repair::LivePair> live_pairs() const;
+  // Lifts every pair out (to hand them to a new worker or to close them).
+  std::map<uint64_t, HeldPair> take_all() { return std::exchange(pairs_, {}); }
+  void put(uint64_t id, HeldPair pair) { pairs_[id] = std::move(pair); }
+  std::map<uint64_t, HeldPair>& pairs() { return pairs_; }
+
+  size_t size() const { return pairs_.size(); }
+  bool empty() const { return pairs_.empty(); }
+  // Open fds held, for the fd-limit admission check and the leak test.
+  size_t fd_count() const;
+
+ private:
+  std::map<uint64_t, HeldPair> pairs_;
+};
+
+}  // namespace seamless::proxy

@@ -1,0 +1,443 @@
+// Keeper: life, signals and the worker. See keeper.h; the handoffs are in keeper_handoff.cc.
+#include "proxy/keeper.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <csignal>
+#include <cstdlib>
+
+#include "metrics/labels.h"
+#include "proxy/child_process.h"
+#include "proxy/sockets.h"
+
+namespace seamless::proxy {
+
+
+namespace {
+
+// A worker that stops reading its channel must not hang the keeper.
+constexpr timeval kChannelSendTimeout{5, 0};
+
+Result<UniqueFd> config_memfd(const std::string& text) {
+  UniqueFd fd(::memfd_create("seamless-config", MFD_CLOEXEC));
+  if (!fd) return Error::from_errno("memfd_create");
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno("write config memfd");
+    done += size_t(n);
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<KeeperInheritance> inherit_from_environment() {
+  KeeperInheritance in;
+  if (const char* binary = std::getenv("SEAMLESS_BINARY")) in.binary_path = binary;
+  if (const char* path = std::getenv("SEAMLESS_HANDOFF")) {
+    in.handoff_path = path;
+    in.after_exec = true;
+  }
+  if (const char* ns = std::getenv("SEAMLESS_EXEC_STARTED_NS")) {
+    in.exec_started_ns = std::strtoll(ns, nullptr, 10);
+    in.after_exec = true;
+  }
+  if (const char* list = std::getenv("SEAMLESS_LISTEN_FDS")) {
+    std::string text = list;
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find(',', start);
+      if (end == std::string::npos) end = text.size();
+      const std::string item = text.substr(start, end - start);
+      const size_t eq = item.rfind('=');
+      if (eq == std::string::npos) return Error::logic("SEAMLESS_LISTEN_FDS: bad item " + item);
+      Result<int> fd = metrics::parse_fd_number(item.substr(eq + 1));
+      if (!fd) return fd.error().context("SEAMLESS_LISTEN_FDS");
+      ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
+      in.listeners[item.substr(0, eq)] = UniqueFd(*fd);
+      start = end + 1;
+    }
+  }
+  for (const char* name : {"SEAMLESS_HANDOFF", "SEAMLESS_EXEC_STARTED_NS", "SEAMLESS_LISTEN_FDS"}) {
+    ::unsetenv(name);
+  }
+  return in;
+}
+
+Keeper::Keeper(config::Config config, std::string config_path, Logger log,
+               metrics::MetricsSegment segment, repair::FlowLock lock,
+               KeeperInheritance inherited, KeeperOptions options)
+    : config_(std::move(config)),
+      config_path_(std::move(config_path)),
+      log_(std::move(log)),
+      segment_(std::move(segment)),
+      metrics_(segment_),
+      lock_(std::move(lock)),
+      inherited_(std::move(inherited)),
+      options_(options) {}
+
+Keeper::~Keeper() {
+  worker_.reset();
+  for (auto* h : {&sighup_, &sigusr2_, &sigterm_, &sigint_}) h->close(nullptr);
+  quiesce_timer_.close(nullptr);
+  respawn_timer_.close(nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+}
+
+Status Keeper::open_listeners(const config::Config& config) {
+  for (const config::Service& service : config.services) {
+    const std::string address = service.listen.to_string();
+    if (listeners_.count(service.name) != 0 && listener_addresses_[service.name] == address) {
+      continue;
+    }
+    auto inherited = inherited_.listeners.find(service.name);
+    if (inherited != inherited_.listeners.end() &&
+        local_endpoint(inherited->second.get()).to_string() == to_endpoint(service.listen).to_string()) {
+      listeners_[service.name] = std::move(inherited->second);
+      listener_addresses_[service.name] = address;
+      continue;
+    }
+    Result<UniqueFd> fd = open_listener(service.listen, service.v6only);
+    if (!fd) return fd.error().context("service " + service.name);
+    listeners_[service.name] = std::move(*fd);
+    listener_addresses_[service.name] = address;
+  }
+  // Inherited listeners the config no longer names close here.
+  inherited_.listeners.clear();
+  return {};
+}
+
+Status Keeper::start_signals() {
+  for (auto [handle, signum] :
+       {std::pair{&sighup_, SIGHUP}, std::pair{&sigusr2_, SIGUSR2}, std::pair{&sigterm_, SIGTERM},
+        std::pair{&sigint_, SIGINT}}) {
+    if (handle->init(uv_signal_init(&loop_, handle->get())) != 0) return Error::logic("signal");
+    handle->get()->data = this;
+    if (uv_signal_start(handle->get(), &on_signal, signum) != 0) return Error::logic("signal");
+  }
+  // An exec'ing keeper blocked these; whatever arrived meanwhile is delivered now.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGHUP, SIGUSR2, SIGTERM, SIGINT, SIGCHLD}) sigaddset(&set, sig);
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  return {};
+}
+
+int Keeper::run() {
+  if (uv_loop_init(&loop_) != 0) {
+    log_->error("keeper: uv_loop_init failed");
+    return 1;
+  }
+  if (Result<std::string> text = read_text_file(config_path_); text) {
+    config_text_ = std::move(*text);
+  } else {
+    log_->error("keeper: {}", text.error().message);
+    return 1;
+  }
+  if (Status s = open_listeners(config_); !s) {
+    log_->error("{}", s.error().message);
+    return 1;
+  }
+  for (auto* timer : {&quiesce_timer_, &respawn_timer_}) {
+    timer->init(uv_timer_init(&loop_, timer->get()));
+    timer->get()->data = this;
+  }
+  if (Status s = start_signals(); !s) {
+    log_->error("keeper: {}", s.error().message);
+    return 1;
+  }
+  if (inherited_.after_exec) {
+    metrics_.bump_generation();
+    if (inherited_.exec_started_ns > 0) {
+      timespec now{};
+      ::clock_gettime(CLOCK_MONOTONIC, &now);
+      const int64_t ns = int64_t(now.tv_sec) * 1000000000 + now.tv_nsec - inherited_.exec_started_ns;
+      metrics_.observe_phase(metrics::HandoffPhase::kExec, std::chrono::nanoseconds(ns));
+    }
+    running_ = Action::kUpgrade;
+    action_started_ = std::chrono::steady_clock::now();
+  }
+  const std::string restore = inherited_.handoff_path;
+  restoring_path_ = restore;
+  if (Status s = spawn_worker(restore); !s) {
+    log_->error("keeper: cannot start a worker: {}", s.error().message);
+    return 1;
+  }
+  log_->info("keeper {} running (generation {}), worker {}", ::getpid(), metrics_.generation(),
+             worker_->pid);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  return 0;
+}
+
+void Keeper::on_signal(uv_signal_t* handle, int signum) {
+  auto* self = static_cast<Keeper*>(handle->data);
+  switch (signum) {
+    case SIGHUP: self->request(Action::kReload); break;
+    case SIGUSR2: self->request(Action::kUpgrade); break;
+    default: self->request(Action::kStop); break;
+  }
+}
+
+void Keeper::request(Action action) {
+  if (action == Action::kStop) {
+    if (stopping_) return;
+    stopping_ = true;
+    log_->info("keeper: stopping: listeners closed, the worker drains (drain_timeout {}ms)",
+               config_.drain_timeout.count());
+    // New connections are refused from now on instead of waiting in a backlog.
+    listeners_.clear();
+    if (running_ == Action::kNone && worker_) {
+      (void)worker_->channel.send(make_message(MessageType::kDrain));
+    } else if (!worker_) {
+      stop_loop();
+    }
+    return;
+  }
+  if (action == Action::kReload) reload_requested_ = true;
+  if (action == Action::kUpgrade) upgrade_requested_ = true;
+  start_next_action();
+}
+
+// One handoff at a time; requests that came meanwhile are served in turn, coalesced.
+void Keeper::start_next_action() {
+  if (running_ != Action::kNone || !worker_ || !worker_->ready) return;
+  if (stopping_) {
+    (void)worker_->channel.send(make_message(MessageType::kDrain));
+    return;
+  }
+  if (upgrade_requested_) {
+    upgrade_requested_ = false;
+    reload_requested_ = false;  // the new keeper reads the config anyway
+    begin_upgrade();
+  } else if (reload_requested_) {
+    reload_requested_ = false;
+    begin_reload();
+  }
+}
+
+std::vector<std::string> Keeper::worker_config_env() const {
+  return {std::string(metrics::kFdEnvVar) + "=" + std::to_string(segment_.fd())};
+}
+
+Status Keeper::spawn_worker(const std::string& restore_path) {
+  Result<std::pair<ControlChannel, ControlChannel>> channel = ControlChannel::make_pair();
+  if (!channel) return channel.error();
+  Result<UniqueFd> config_fd = config_memfd(config_text_);
+  if (!config_fd) return config_fd.error();
+  SpawnSpec spec;
+  spec.argv = {"seamless-worker", "worker", "--control-fd",
+               std::to_string(channel->second.fd()), "--config-fd",
+               std::to_string(config_fd->get()), "--config-name", config_path_};
+  spec.inherit_fds = {channel->second.fd(), config_fd->get(), segment_.fd()};
+  for (const auto& [service, fd] : listeners_) {
+    spec.argv.push_back("--listener");
+    spec.argv.push_back(service + "=" + std::to_string(fd.get()));
+    spec.inherit_fds.push_back(fd.get());
+  }
+  if (!restore_path.empty()) {
+    spec.argv.push_back("--restore");
+    spec.argv.push_back(restore_path);
+  }
+  spec.extra_env = worker_config_env();
+  Result<ChildProcess> child = spawn_child(spec);
+  if (!child) return child.error();
+  auto worker = std::make_unique<WorkerChild>();
+  worker->pid = child->pid;
+  worker->pidfd = std::move(child->pidfd);
+  worker->channel = std::move(channel->first);
+  ::setsockopt(worker->channel.fd(), SOL_SOCKET, SO_SNDTIMEO, &kChannelSendTimeout,
+               sizeof(kChannelSendTimeout));
+  worker_ = std::move(worker);
+  // The live pairs the new worker adopts; the keeper keeps its own duplicates.
+  for (auto& [id, pair] : pairs_.pairs()) {
+    int fds[2] = {pair.client.get(), pair.backend.get()};
+    Status s = worker_->channel.send(
+        make_message(MessageType::kAdopt, id, pair.record),
+        std::span<const int>(fds, pair.backend ? 2 : 1));
+    if (!s) {
+      log_->error("keeper: handing pairs to worker {}: {}", worker_->pid, s.error().message);
+      break;
+    }
+  }
+  (void)worker_->channel.send(make_message(MessageType::kAdoptEnd));
+  for (auto [handle, fd, cb] :
+       {std::tuple{&worker_->exit_poll, worker_->pidfd.get(), &Keeper::on_worker_exit},
+        std::tuple{&worker_->channel_poll, worker_->channel.fd(), &Keeper::on_channel}}) {
+    if (handle->init(uv_poll_init(&loop_, handle->get(), fd)) != 0) {
+      return Error::logic("keeper: cannot watch the worker");
+    }
+    handle->get()->data = this;
+    uv_poll_start(handle->get(), UV_READABLE, cb);
+  }
+  return {};
+}
+
+void Keeper::on_channel(uv_poll_t* handle, int, int) {
+  static_cast<Keeper*>(handle->data)->drain_channel(false);
+}
+
+void Keeper::drain_channel(bool to_eof) {
+  if (!worker_ || worker_->channel_eof) return;
+  for (;;) {
+    Result<std::optional<Message>> m = worker_->channel.receive(/*wait=*/false);
+    if (!m) {
+      if (m.error().code == EAGAIN && !to_eof) return;
+      if (m.error().code != EAGAIN) log_->error("keeper: {}", m.error().message);
+      if (m.error().code == EAGAIN) return;
+      continue;
+    }
+    if (!*m) {
+      worker_->channel_eof = true;
+      worker_->channel_poll.close(nullptr);
+      return;
+    }
+    handle_message(**m);
+  }
+}
+
+void Keeper::handle_message(Message& m) {
+  switch (m.type) {
+    case MessageType::kSync:
+      if (Status s = worker_->channel.send(make_message(MessageType::kAck)); !s) {
+        log_->error("keeper: {}", s.error().message);
+      }
+      return;
+    case MessageType::kQuiesced:
+      worker_->quiesced = true;
+      return;
+    case MessageType::kReady:
+      worker_->ready = true;
+      if (!restoring_path_.empty()) restore_done(m.text);
+      if (running_ == Action::kReload) {
+        metrics_.record_handoff(metrics::HandoffReason::kReload, metrics::HandoffResult::kSuccess);
+        metrics_.observe_phase(metrics::HandoffPhase::kTotal,
+                               std::chrono::steady_clock::now() - action_started_);
+        log_->info("reload done: worker {} {}", worker_->pid, m.text);
+        running_ = Action::kNone;
+      }
+      start_next_action();
+      return;
+    case MessageType::kRestoreFailed:
+      log_->error("restore failed: {}; the pairs in {} reset when their lock expires ({}ms)",
+                  m.text, restoring_path_, config_.handoff.lock_timeout.count());
+      return;
+    default:
+      if (Status s = pairs_.apply(m); !s) log_->error("keeper: {}", s.error().message);
+  }
+}
+
+void Keeper::on_worker_exit(uv_poll_t* handle, int, int) {
+  static_cast<Keeper*>(handle->data)->worker_exited();
+}
+
+void Keeper::worker_exited() {
+  Result<int> status = reap_child(worker_->pid);
+  drain_channel(true);
+  const pid_t pid = worker_->pid;
+  const bool quiesced = worker_->quiesced;
+  worker_->exit_poll.close(nullptr);
+  worker_->channel_poll.close(nullptr);
+  worker_.reset();
+  quiesce_timer_.get() ? (void)uv_timer_stop(quiesce_timer_.get()) : (void)0;
+  const std::string how = status ? describe_exit(*status) : status.error().message;
+  if (stopping_ && running_ == Action::kNone) {
+    log_->info("keeper: worker {} {}; {} pairs left", pid, how, pairs_.size());
+    stop_loop();
+    return;
+  }
+  if (quiesced && (running_ == Action::kReload || running_ == Action::kUpgrade)) {
+    after_quiesce(running_);
+    return;
+  }
+  log_->error("keeper: worker {} {} while serving {} pairs: restarting it", pid, how,
+              pairs_.size());
+  const bool signaled = status && WIFSIGNALED(*status);
+  metrics_.worker_restarted(signaled ? metrics::WorkerRestartCause::kSignal
+                                     : metrics::WorkerRestartCause::kExit);
+  if (running_ == Action::kReload || running_ == Action::kUpgrade) {
+    // The handoff it was quiescing for runs again once a new worker serves.
+    (running_ == Action::kReload ? reload_requested_ : upgrade_requested_) = true;
+    metrics_.record_handoff(running_ == Action::kReload ? metrics::HandoffReason::kReload
+                                                        : metrics::HandoffReason::kUpgrade,
+                            metrics::HandoffResult::kQuiesceFailed);
+    running_ = Action::kNone;
+    upgrade_binary_.reset();
+  }
+  if (!restoring_path_.empty()) {
+    recover_from_restore_crash();
+    return;
+  }
+  respawn_after_crash();
+}
+
+void Keeper::after_quiesce(Action action) {
+  if (action == Action::kReload) {
+    finish_reload();
+  } else {
+    finish_upgrade();
+  }
+}
+
+void Keeper::respawn_after_crash() {
+  const auto now = std::chrono::steady_clock::now();
+  // Dying again soon after a restart is a crash loop: back off, doubling.
+  if (now - last_crash_ < std::chrono::seconds(10)) {
+    backoff_ = std::min(std::max(backoff_ * 2, options_.restart_backoff_min),
+                        options_.restart_backoff_max);
+  } else {
+    backoff_ = std::chrono::milliseconds(0);
+  }
+  last_crash_ = now;
+  if (backoff_.count() > 0) {
+    log_->warn("keeper: worker crash loop: next worker in {}ms", backoff_.count());
+    uv_timer_start(respawn_timer_.get(), &on_timer, uint64_t(backoff_.count()), 0);
+    return;
+  }
+  on_timer(respawn_timer_.get());
+}
+
+void Keeper::on_timer(uv_timer_t* timer) {
+  auto* self = static_cast<Keeper*>(timer->data);
+  if (timer == self->quiesce_timer_.get()) {
+    if (self->worker_) {
+      self->log_->error("keeper: worker {} missed its quiesce deadline ({}ms): killing it",
+                        self->worker_->pid, self->options_.quiesce_timeout.count());
+      ::kill(self->worker_->pid, SIGKILL);
+    }
+    return;
+  }
+  // Respawn after a crash: the crash checkpoint, then a worker restoring it.
+  std::string path;
+  if (!self->pairs_.empty()) {
+    self->action_started_ = std::chrono::steady_clock::now();
+    Result<std::string> checkpoint = self->checkpoint(/*trim_overhang=*/true);
+    if (checkpoint) {
+      path = *checkpoint;
+      self->pairs_.take_all();  // in repair mode: closing them is silent
+    } else {
+      self->log_->error("keeper: crash checkpoint failed: {}; a new worker adopts the live sockets",
+                        checkpoint.error().message);
+      self->metrics_.record_handoff(metrics::HandoffReason::kCrash,
+                                    metrics::HandoffResult::kDumpFailed);
+    }
+  }
+  self->restoring_path_ = path;
+  if (Status s = self->spawn_worker(path); !s) {
+    self->log_->error("keeper: cannot start a worker: {}", s.error().message);
+    self->respawn_after_crash();
+  }
+}
+
+void Keeper::stop_loop() {
+  if (Status s = lock_.destroy(); !s) log_->warn("keeper: {}", s.error().message);
+  pairs_.take_all();  // the worker drained them, or they end here
+  uv_stop(&loop_);
+}
+
+}  // namespace seamless::proxy

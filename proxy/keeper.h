@@ -1,0 +1,157 @@
+// Keeper: the main PID of `seamless run` (DESIGN §2). Small and without a data path:
+// it owns the listeners, the flow lock table and the metrics segment, spawns one
+// worker at a time from its own image, holds a duplicate of every proxied socket
+// (HeldPairs, fed by the control channel) and runs every handoff:
+//
+//   SIGHUP   reload:  load + check the config (invalid: log, count, change nothing)
+//                     -> quiesce the worker -> open/close listeners that changed ->
+//                     a new worker adopts every live pair (no lock, no dump).
+//   SIGUSR2  upgrade: preflight the binary on disk -> quiesce -> checkpoint (lock,
+//                     dump, write, verify) -> execveat the checked file; the new keeper
+//                     inherits the listeners and the metrics segment, and its first
+//                     worker restores the file. Any failure before the exec: repair
+//                     off, unlock, and a new worker adopts the live sockets.
+//   worker died:      (any exit without a confirmed quiesce) read the channel to EOF,
+//                     lock, trim each pair's overhang (DESIGN §3), dump, and a new
+//                     worker restores — the upgrade path without the exec. Respawns
+//                     back off when the worker keeps dying.
+//   SIGTERM/INT      close the listeners, the worker drains (drain_timeout), exit 0.
+//
+// Requests that arrive while a handoff runs are coalesced and served after it.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "metrics/segment.h"
+#include "proxy/control_channel.h"
+#include "proxy/held_pairs.h"
+#include "proxy/logging.h"
+#include "proxy/uv_handle.h"
+#include "repair/flow_lock.h"
+
+namespace seamless::proxy {
+
+// What a keeper inherits from the keeper that exec'ed it (environment variables).
+struct KeeperInheritance {
+  std::map<std::string, UniqueFd> listeners;  // by service name
+  std::string handoff_path;                   // the file its first worker restores
+  std::string binary_path;                    // the path the first keeper was started with
+  int64_t exec_started_ns = 0;                // CLOCK_MONOTONIC before the exec
+  bool after_exec = false;
+};
+
+// The whole of a (config) file.
+Result<std::string> read_text_file(const std::string& path);
+
+// Reads (and removes from the environment) what an exec'ing keeper passed on.
+Result<KeeperInheritance> inherit_from_environment();
+
+struct KeeperOptions {
+  std::chrono::milliseconds quiesce_timeout{5000};
+  std::chrono::milliseconds preflight_timeout{10000};
+  std::chrono::milliseconds restart_backoff_min{100};
+  std::chrono::milliseconds restart_backoff_max{5000};
+};
+
+class Keeper {
+ public:
+  Keeper(config::Config config, std::string config_path, Logger log,
+         metrics::MetricsSegment segment, repair::FlowLock lock, KeeperInheritance inherited,
+         KeeperOptions options = {});
+  ~Keeper();
+  Keeper(const Keeper&) = delete;
+  Keeper& operator=(const Keeper&) = delete;
+
+  // Opens what was not inherited, spawns the first worker and runs until a SIGTERM's
+  // drain has finished. The exit code.
+  int run();
+
+ private:
+  enum class Action { kNone, kReload, kUpgrade, kStop };
+  struct WorkerChild {
+    pid_t pid = -1;
+    UniqueFd pidfd;
+    ControlChannel channel;
+    UvHandle<uv_poll_t> exit_poll;
+    UvHandle<uv_poll_t> channel_poll;
+    bool ready = false;
+    bool quiesced = false;  // kQuiesced arrived: its exit is not a crash
+    bool channel_eof = false;
+  };
+
+  // keeper.cc: life, signals, the worker.
+  Status open_listeners(const config::Config& config);
+  Status start_signals();
+  static void on_signal(uv_signal_t* handle, int signum);
+  void request(Action action);
+  void start_next_action();
+  // A new worker; every held pair is handed to it (kAdopt), and it restores
+  // `restore_path` (if not empty) skipping those.
+  Status spawn_worker(const std::string& restore_path);
+  static void on_channel(uv_poll_t* handle, int status, int events);
+  static void on_worker_exit(uv_poll_t* handle, int status, int events);
+  void drain_channel(bool to_eof);
+  void handle_message(Message& message);
+  void worker_exited();
+  void after_quiesce(Action action);
+  void respawn_after_crash();
+  static void on_timer(uv_timer_t* timer);
+  void stop_loop();
+
+  // keeper_handoff.cc: reload, upgrade, crash checkpoint, a failed restore.
+  void begin_reload();
+  void begin_upgrade();
+  void finish_reload();
+  void finish_upgrade();
+  // Locks, (after a crash) trims overhangs, dumps, writes; on success every held
+  // socket is in repair mode and `path` names the verified file.
+  Result<std::string> checkpoint(bool trim_overhang);
+  void exec_new_image(const std::string& handoff_path);
+  void recover_from_restore_crash();
+  void restore_done(const std::string& summary);
+  uint64_t queued_bytes() const;
+  std::vector<std::string> worker_config_env() const;
+
+  config::Config config_;
+  std::string config_path_;
+  std::string config_text_;  // what the workers parse: the text that was checked
+  std::optional<config::Config> pending_config_;
+  std::string pending_config_text_;
+  std::map<std::string, UniqueFd> pending_listeners_;  // opened for the pending reload
+  Logger log_;
+  metrics::MetricsSegment segment_;
+  metrics::Metrics metrics_;
+  repair::FlowLock lock_;
+  KeeperInheritance inherited_;
+  KeeperOptions options_;
+
+  uv_loop_t loop_{};
+  std::map<std::string, UniqueFd> listeners_;  // by service name
+  std::map<std::string, std::string> listener_addresses_;
+  HeldPairs pairs_;
+  std::unique_ptr<WorkerChild> worker_;
+  std::string restoring_path_;  // the file the current worker restores, until kReady
+  std::optional<UniqueFd> upgrade_binary_;  // preflighted, while an upgrade runs
+
+  Action running_ = Action::kNone;  // the handoff in progress
+  bool reload_requested_ = false;
+  bool upgrade_requested_ = false;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point action_started_;
+  std::chrono::steady_clock::time_point last_crash_;
+  std::chrono::milliseconds backoff_{0};
+
+  UvHandle<uv_signal_t> sighup_, sigusr2_, sigterm_, sigint_;
+  UvHandle<uv_timer_t> quiesce_timer_;
+  UvHandle<uv_timer_t> respawn_timer_;
+};
+
+}  // namespace seamless::proxy

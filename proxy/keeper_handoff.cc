@@ -1,0 +1,358 @@
+// Keeper: the handoffs — reload, upgrade (checkpoint + exec), the crash checkpoint and
+// a restore cut short. See keeper.h.
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include "config/digest.h"
+#include "config/load.h"
+#include "metrics/labels.h"
+#include "proxy/child_process.h"
+#include "proxy/keeper.h"
+#include "proxy/preflight.h"
+#include "proxy/sockets.h"
+#include "proxy/version.h"
+#include "repair/byte_accounting.h"
+#include "repair/sys.h"
+
+namespace seamless::proxy {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool in_repair_mode(int fd) {
+  int on = 0;
+  socklen_t len = sizeof(on);
+  return fd >= 0 && ::getsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, &len) == 0 && on != 0;
+}
+
+}  // namespace
+
+Result<std::string> read_text_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::from_errno("open " + path);
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno("read " + path);
+    if (n == 0) return text;
+    text.append(buf, size_t(n));
+  }
+}
+
+namespace {
+
+// DESIGN §3: after a crash, bytes a worker sent to `dst` but had not yet discarded
+// from `src` are discarded now, and the record is rebuilt from the kernel's counters
+// (flags, PROXY header progress, byte totals), since the worker's last record is
+// older than its last step.
+Status trim_overhang(repair::Sys& sys, const repair::LivePair& live, repair::PairRecord& r) {
+  if (live.backend_fd < 0) return {};
+  Result<repair::LegCounters> client = repair::read_leg_counters(sys, live.client_fd);
+  Result<repair::LegCounters> backend = repair::read_leg_counters(sys, live.backend_fd);
+  if (!client) return client.error();
+  if (!backend) return backend.error();
+  if (backend->state == 2 /* SYN_SENT */) return {};
+  const repair::LegBaseline client_base{r.client_off_w, r.client_off_r};
+  const repair::LegBaseline backend_base{r.backend_off_w, r.backend_off_r};
+  Result<int64_t> up = repair::overhang(*client, client_base, *backend, backend_base, r.header_len);
+  Result<int64_t> down = repair::overhang(*backend, backend_base, *client, client_base, 0);
+  if (!up) return up.error().context("client->backend");
+  if (!down) return down.error().context("backend->client");
+  for (auto [fd, n] : {std::pair{live.client_fd, *up}, std::pair{live.backend_fd, *down}}) {
+    if (n == 0) continue;
+    const ssize_t got = sys.recv(fd, nullptr, size_t(n), MSG_TRUNC | MSG_DONTWAIT);
+    if (got != n) return Error::logic("discarding an overhang of " + std::to_string(n) + " bytes");
+  }
+  const int64_t header = repair::header_written(*backend, backend_base, r.header_len);
+  r.header_pending = r.header_len - uint32_t(header);
+  r.bytes_client_to_backend = uint64_t(repair::bytes_written(*backend, backend_base) - header);
+  r.bytes_backend_to_client = uint64_t(repair::bytes_written(*client, client_base));
+  r.client_off_r -= *up;  // consumed now includes the discarded overhang
+  r.backend_off_r -= *down;
+  if (repair::counts_fin_sent(backend->state)) r.flags |= repair::kClientFinished;
+  if (repair::counts_fin_sent(client->state)) r.flags |= repair::kBackendFinished;
+  return {};
+}
+
+}  // namespace
+
+uint64_t Keeper::queued_bytes() const {
+  uint64_t total = 0;
+  for (const repair::LivePair& p : pairs_.live_pairs()) {
+    for (int fd : {p.client_fd, p.backend_fd}) {
+      int n = 0;
+      if (fd >= 0 && ::ioctl(fd, SIOCINQ, &n) == 0) total += uint64_t(n);
+      if (fd >= 0 && ::ioctl(fd, SIOCOUTQ, &n) == 0) total += uint64_t(n);
+    }
+  }
+  return total;
+}
+
+void Keeper::begin_reload() {
+  Result<std::string> text = read_text_file(config_path_);
+  config::ConfigParse parsed =
+      text ? config::parse_config(*text, config_path_) : config::ConfigParse{};
+  if (!text || !parsed.config) {
+    log_->error("reload refused, nothing changed: {}",
+                text ? "the config has errors" : text.error().message);
+    for (const std::string& e : parsed.errors) log_->error("  {}", e);
+    metrics_.record_handoff(metrics::HandoffReason::kReload,
+                            metrics::HandoffResult::kPreflightFailed);
+    return;
+  }
+  // Bind what is new before anything stops, so that a port in use changes nothing.
+  std::map<std::string, UniqueFd> opened;
+  for (const config::Service& service : parsed.config->services) {
+    auto it = listener_addresses_.find(service.name);
+    if (it != listener_addresses_.end() && it->second == service.listen.to_string()) continue;
+    Result<UniqueFd> fd = open_listener(service.listen, service.v6only);
+    if (!fd) {
+      log_->error("reload refused, nothing changed: service {}: {}", service.name,
+                  fd.error().message);
+      metrics_.record_handoff(metrics::HandoffReason::kReload,
+                              metrics::HandoffResult::kPreflightFailed);
+      return;
+    }
+    opened[service.name] = std::move(*fd);
+  }
+  pending_listeners_ = std::move(opened);
+  pending_config_ = std::move(*parsed.config);
+  pending_config_text_ = std::move(*text);
+  running_ = Action::kReload;
+  action_started_ = Clock::now();
+  log_->info("reload: quiescing worker {}", worker_->pid);
+  (void)worker_->channel.send(make_message(MessageType::kQuiesce));
+  uv_timer_start(quiesce_timer_.get(), &on_timer, uint64_t(options_.quiesce_timeout.count()), 0);
+}
+
+void Keeper::finish_reload() {
+  // Listeners of services that left or moved close now; new ones take their place.
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    bool keep = false;
+    for (const config::Service& s : pending_config_->services) {
+      keep = keep || (s.name == it->first && listener_addresses_[s.name] == s.listen.to_string());
+    }
+    if (keep) {
+      ++it;
+    } else {
+      listener_addresses_.erase(it->first);
+      it = listeners_.erase(it);
+    }
+  }
+  for (auto& [name, fd] : pending_listeners_) {
+    listeners_[name] = std::move(fd);
+    for (const config::Service& s : pending_config_->services) {
+      if (s.name == name) listener_addresses_[name] = s.listen.to_string();
+    }
+  }
+  pending_listeners_.clear();
+  config_ = std::move(*pending_config_);
+  config_text_ = std::move(pending_config_text_);
+  pending_config_.reset();
+  if (Status s = spawn_worker(""); !s) {
+    log_->error("reload: cannot start a worker: {}", s.error().message);
+    running_ = Action::kNone;
+    respawn_after_crash();
+  }
+}
+
+void Keeper::begin_upgrade() {
+  action_started_ = Clock::now();
+  const std::string binary = inherited_.binary_path;
+  PreflightRequest request{binary, config_path_, config_.handoff.dir, queued_bytes(),
+                           options_.preflight_timeout};
+  Result<UniqueFd> exe = preflight(request);
+  if (!exe) {
+    log_->error("upgrade refused, nothing changed: preflight: {}", exe.error().message);
+    metrics_.record_handoff(metrics::HandoffReason::kUpgrade,
+                            metrics::HandoffResult::kPreflightFailed);
+    return;
+  }
+  upgrade_binary_ = std::move(*exe);
+  running_ = Action::kUpgrade;
+  log_->info("upgrade: {} passed preflight; quiescing worker {} ({} pairs)", binary, worker_->pid,
+             pairs_.size());
+  (void)worker_->channel.send(make_message(MessageType::kQuiesce));
+  uv_timer_start(quiesce_timer_.get(), &on_timer, uint64_t(options_.quiesce_timeout.count()), 0);
+}
+
+Result<std::string> Keeper::checkpoint(bool trim_overhang_first) {
+  repair::Sys sys;
+  const std::vector<repair::LivePair> live = pairs_.live_pairs();
+  std::vector<uint64_t> ids;
+  for (const auto& [id, p] : pairs_.pairs()) ids.push_back(id);
+  repair::CheckpointOptions options;
+  options.dir = config_.handoff.dir;
+  options.lock_timeout = config_.handoff.lock_timeout;
+  options.header.writer_version = kVersion;
+  options.header.config_digest = config::config_digest(config_);
+  options.header.created_at_unix_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  if (trim_overhang_first) {
+    options.before_dump = [&](size_t index, repair::PairRecord& record) -> Status {
+      Status s = trim_overhang(sys, live[index], record);
+      if (!s) return s.error().context("pair " + std::to_string(record.id));
+      // Kept, so that a checkpoint failing later leaves the live pair's record right.
+      pairs_.pairs()[ids[index]].record = record;
+      return {};
+    };
+  }
+  const auto started = Clock::now();
+  Result<repair::CheckpointResult> result = repair::checkpoint_pairs(sys, lock_, live, options);
+  metrics_.observe_phase(metrics::HandoffPhase::kDump, Clock::now() - started);
+  if (!result) return result.error();
+  metrics_.set_queued_bytes(result->queued_bytes);
+  metrics_.set_locked_flows(int64_t(result->flows.size()));
+  log_->info("checkpoint: {} pairs, {} queued bytes, {} flows locked in {} ms", result->pairs,
+             result->queued_bytes, result->flows.size(),
+             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+  return result->path;
+}
+
+void Keeper::finish_upgrade() {
+  Result<std::string> path = checkpoint(/*trim_overhang=*/false);
+  if (!path) {
+    log_->error("upgrade failed, carrying on unchanged: {}", path.error().message);
+    metrics_.record_handoff(metrics::HandoffReason::kUpgrade, metrics::HandoffResult::kDumpFailed);
+    running_ = Action::kNone;
+    upgrade_binary_.reset();
+    if (Status s = spawn_worker(""); !s) respawn_after_crash();
+    return;
+  }
+  exec_new_image(*path);
+}
+
+void Keeper::exec_new_image(const std::string& handoff_path) {
+  // Dumped sockets must die with this image, silently (they are in repair mode).
+  for (const repair::LivePair& p : pairs_.live_pairs()) {
+    for (int fd : {p.client_fd, p.backend_fd}) {
+      if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+  }
+  std::string listen_fds;
+  for (const auto& [service, fd] : listeners_) {
+    ::fcntl(fd.get(), F_SETFD, 0);
+    listen_fds += (listen_fds.empty() ? "" : ",") + service + "=" + std::to_string(fd.get());
+  }
+  (void)segment_.set_inherit_on_exec(true);
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const std::vector<std::string> env = {
+      "SEAMLESS_LISTEN_FDS=" + listen_fds,
+      "SEAMLESS_HANDOFF=" + handoff_path,
+      "SEAMLESS_BINARY=" + inherited_.binary_path,
+      "SEAMLESS_EXEC_STARTED_NS=" + std::to_string(int64_t(now.tv_sec) * 1000000000 + now.tv_nsec),
+      std::string(metrics::kFdEnvVar) + "=" + std::to_string(segment_.fd()),
+  };
+  std::vector<std::string> env_strings = merged_environment(env);
+  std::vector<std::string> argv_strings = {inherited_.binary_path, "run", "--config", config_path_};
+  std::vector<char*> argv, envp;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  // Blocked across the exec; the new keeper unblocks them once it handles them.
+  sigset_t set, old;
+  sigemptyset(&set);
+  for (int sig : {SIGHUP, SIGUSR2, SIGTERM, SIGINT, SIGCHLD}) sigaddset(&set, sig);
+  ::sigprocmask(SIG_BLOCK, &set, &old);
+  log_->info("upgrade: exec {} with {} pairs in {}", inherited_.binary_path, pairs_.size(),
+             handoff_path);
+  log_->flush();
+  const bool fail_for_test = std::getenv("SEAMLESS_TEST_FAIL_EXEC") != nullptr;
+  if (!fail_for_test) {
+    ::syscall(SYS_execveat, upgrade_binary_->get(), "", argv.data(), envp.data(), AT_EMPTY_PATH);
+  } else {
+    errno = ENOEXEC;
+  }
+  const Error error = Error::from_errno("execveat " + inherited_.binary_path);
+  // Still here: every fd is open. Undo the checkpoint and carry on with the live sockets
+  // (never restore from the file while the originals live).
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  for (const auto& [service, fd] : listeners_) ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
+  (void)segment_.set_inherit_on_exec(false);
+  std::vector<repair::Flow> flows;
+  repair::Sys sys;
+  for (const repair::LivePair& p : pairs_.live_pairs()) {
+    for (int fd : {p.client_fd, p.backend_fd}) {
+      if (fd < 0 || !in_repair_mode(fd)) continue;
+      if (Result<repair::Flow> flow = repair::flow_of_socket(sys, fd); flow) flows.push_back(*flow);
+      int off = 0;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+    }
+  }
+  if (Status s = lock_.unlock(flows); !s) log_->error("upgrade: {}", s.error().message);
+  (void)repair::remove_handoff_file(handoff_path);
+  metrics_.set_locked_flows(0);
+  log_->error("upgrade failed, carrying on unchanged: {}", error.message);
+  metrics_.record_handoff(metrics::HandoffReason::kUpgrade, metrics::HandoffResult::kExecFailed);
+  running_ = Action::kNone;
+  upgrade_binary_.reset();
+  if (Status s = spawn_worker(""); !s) respawn_after_crash();
+}
+
+void Keeper::restore_done(const std::string& summary) {
+  const std::string path = std::exchange(restoring_path_, std::string());
+  if (Status s = repair::remove_handoff_file(path); !s) log_->warn("{}", s.error().message);
+  metrics_.set_locked_flows(lock_.count_locked() ? int64_t(*lock_.count_locked()) : 0);
+  for (auto& [id, pair] : pairs_.pairs()) pair.restoring = false;
+  const metrics::HandoffReason reason =
+      running_ == Action::kUpgrade ? metrics::HandoffReason::kUpgrade : metrics::HandoffReason::kCrash;
+  metrics_.record_handoff(reason, metrics::HandoffResult::kSuccess);
+  if (running_ == Action::kUpgrade) {
+    metrics_.observe_phase(metrics::HandoffPhase::kRestore, Clock::now() - action_started_);
+  }
+  metrics_.observe_phase(metrics::HandoffPhase::kTotal, Clock::now() - action_started_);
+  log_->info("{} handoff done: worker {} {}",
+             reason == metrics::HandoffReason::kUpgrade ? "upgrade" : "crash", worker_->pid,
+             summary);
+  running_ = Action::kNone;
+}
+
+// A worker died while restoring: pairs it handed over and took out of repair mode are
+// live (their flows are unlocked here, whatever the worker got to); pairs still in
+// repair mode close silently and, with their flows still locked, are restored again
+// from the file by the next worker, which skips the live ones.
+void Keeper::recover_from_restore_crash() {
+  repair::Sys sys;
+  std::vector<repair::Flow> live_flows;
+  size_t dropped = 0;
+  for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
+    HeldPair& p = it->second;
+    if (!p.restoring) {
+      ++it;
+      continue;
+    }
+    if (in_repair_mode(p.client.get()) || in_repair_mode(p.backend.get())) {
+      it = pairs_.pairs().erase(it);
+      ++dropped;
+      continue;
+    }
+    for (int fd : {p.client.get(), p.backend.get()}) {
+      if (fd < 0) continue;
+      if (Result<repair::Flow> flow = repair::flow_of_socket(sys, fd); flow) {
+        live_flows.push_back(*flow);
+      }
+    }
+    p.restoring = false;
+    ++it;
+  }
+  if (Status s = lock_.unlock(live_flows); !s) log_->error("keeper: {}", s.error().message);
+  log_->warn("keeper: the restoring worker died: {} pairs live, {} to restore again from {}",
+             pairs_.size(), dropped, restoring_path_);
+  if (Status s = spawn_worker(restoring_path_); !s) {
+    log_->error("keeper: cannot start a worker: {}", s.error().message);
+  }
+}
+
+}  // namespace seamless::proxy

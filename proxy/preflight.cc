@@ -1,0 +1,85 @@
+#include "proxy/preflight.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "proxy/child_process.h"
+#include "repair/handoff_file.h"
+
+namespace seamless::proxy {
+namespace {
+
+constexpr int kCapNetAdmin = 12;
+// Room kept free in the handoff dir beyond the queued bytes: record framing, images.
+constexpr uint64_t kSpareBytes = 4 << 20;
+
+bool ambient_has_net_admin() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapAmb:", 0) != 0) continue;
+    const uint64_t caps = std::stoull(line.substr(7), nullptr, 16);
+    return (caps >> kCapNetAdmin) & 1;
+  }
+  return false;
+}
+
+Status check_free_space(const std::string& dir, uint64_t queued) {
+  // The writer would create it (0700) anyway; it must exist to be measured.
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Error::from_errno("mkdir " + dir);
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) return Error::from_errno("statvfs " + dir);
+  const uint64_t free_bytes = uint64_t(st.f_bavail) * st.f_frsize;
+  const uint64_t needed = queued + queued / 16 + kSpareBytes;
+  if (free_bytes < needed) {
+    return Error::logic("handoff dir " + dir + " has " + std::to_string(free_bytes) +
+                        " bytes free; the handoff needs about " + std::to_string(needed) +
+                        " (" + std::to_string(queued) + " queued bytes)");
+  }
+  return {};
+}
+
+}  // namespace
+
+Status check_keeps_capabilities(int exe_fd) {
+  if (::geteuid() == 0 || ambient_has_net_admin()) return {};
+  if (::fgetxattr(exe_fd, "security.capability", nullptr, 0) > 0) return {};
+  return Error::logic(
+      "it has no file capabilities and would start without CAP_NET_ADMIN (a replaced file "
+      "loses the old one's; setcap cap_net_admin,cap_net_raw+ep on it)");
+}
+
+Result<UniqueFd> preflight(const PreflightRequest& request) {
+  UniqueFd exe(::open(request.binary_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!exe) return Error::from_errno("open " + request.binary_path);
+  if (Status s = check_keeps_capabilities(exe.get()); !s) {
+    return s.error().context(request.binary_path);
+  }
+  if (Status s = check_free_space(request.handoff_dir, request.queued_bytes); !s) return s.error();
+  SpawnSpec spec;
+  spec.exe_fd = exe.get();
+  spec.argv = {request.binary_path, "check", "--config", request.config_path,
+               "--reads-handoff-major",
+               std::to_string(repair::current_handoff_format().major)};
+  Result<CompletedRun> run = run_child(spec, request.timeout);
+  if (!run) return run.error().context("run " + request.binary_path + " check");
+  if (run->timed_out) {
+    return Error::logic(request.binary_path + " check: no answer within " +
+                        std::to_string(request.timeout.count()) + "ms");
+  }
+  if (!WIFEXITED(run->wait_status) || WEXITSTATUS(run->wait_status) != 0) {
+    std::string output = run->output;
+    while (!output.empty() && output.back() == '\n') output.pop_back();
+    return Error::logic(request.binary_path + " check " + describe_exit(run->wait_status) +
+                        (output.empty() ? "" : ": " + output));
+  }
+  return exe;
+}
+
+}  // namespace seamless::proxy

@@ -1,0 +1,33 @@
+// The upgrade preflight (DESIGN §2, §4 step 1): before anything is locked, open the
+// binary now on disk at the path the keeper was started with, and prove on *that open
+// file* that it will start: it accepts the config (`check`), it reads this binary's
+// handoff format, it will hold CAP_NET_ADMIN after exec, and the handoff dir has room
+// for the queued bytes. The keeper then execs the same open file (execveat), so what
+// was checked is what runs.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace seamless::proxy {
+
+struct PreflightRequest {
+  std::string binary_path;  // as the keeper was started with
+  std::string config_path;
+  std::string handoff_dir;
+  uint64_t queued_bytes = 0;  // SIOCINQ + SIOCOUTQ over every held socket
+  std::chrono::milliseconds timeout{10000};
+};
+
+// The checked, open binary, ready for execveat.
+Result<UniqueFd> preflight(const PreflightRequest& request);
+
+// Whether an exec of `exe_fd` keeps CAP_NET_ADMIN: root, an ambient capability, or
+// file capabilities on the file (a replaced file has lost those of the old one).
+Status check_keeps_capabilities(int exe_fd);
+
+}  // namespace seamless::proxy

@@ -1,0 +1,305 @@
+#include "proxy/worker_process.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <unordered_set>
+
+#include "config/load.h"
+#include "metrics/metrics.h"
+#include "metrics/segment.h"
+#include "metrics/server.h"
+#include "proxy/keeper_link.h"
+#include "proxy/worker.h"
+#include "repair/byte_accounting.h"
+#include "repair/checkpoint.h"
+#include "repair/flow_lock.h"
+#include "repair/sys.h"
+
+namespace seamless::proxy {
+namespace {
+
+constexpr int kExitRuntimeError = 1;
+constexpr int kExitConfigError = 2;
+
+// The keeper blocks signals around its exec; a worker starts clean.
+void reset_signals() {
+  sigset_t all;
+  sigfillset(&all);
+  ::sigprocmask(SIG_UNBLOCK, &all, nullptr);
+  for (int sig : {SIGHUP, SIGUSR2, SIGTERM, SIGINT, SIGCHLD}) std::signal(sig, SIG_DFL);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+Result<std::string> read_all(int fd) {
+  std::string text;
+  char buf[8192];
+  off_t offset = 0;
+  for (;;) {
+    const ssize_t n = ::pread(fd, buf, sizeof(buf), offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno("read config");
+    if (n == 0) return text;
+    text.append(buf, size_t(n));
+    offset += n;
+  }
+}
+
+Result<std::vector<ListenerFd>> parse_listeners(const std::vector<std::string>& specs) {
+  std::vector<ListenerFd> out;
+  for (const std::string& spec : specs) {
+    const size_t eq = spec.rfind('=');
+    if (eq == std::string::npos) return Error::logic("bad --listener " + spec);
+    Result<int> fd = metrics::parse_fd_number(spec.substr(eq + 1));
+    if (!fd) return fd.error().context("--listener " + spec);
+    ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
+    out.push_back(ListenerFd{spec.substr(0, eq), UniqueFd(*fd)});
+  }
+  return out;
+}
+
+// kAdopt... kAdoptEnd: the live pairs the keeper hands a new worker (reload, or those
+// already out of repair mode when a restoring worker died).
+Result<std::vector<DetachedPair>> receive_adopted(ControlChannel& channel) {
+  std::vector<DetachedPair> pairs;
+  for (;;) {
+    Result<std::optional<Message>> m = channel.receive();
+    if (!m) return m.error();
+    if (!*m) return Error::logic("keeper closed the control channel during start-up");
+    if ((*m)->type == MessageType::kAdoptEnd) return pairs;
+    if ((*m)->type != MessageType::kAdopt || !(*m)->record || (*m)->fds.empty()) {
+      return Error::logic(std::string("unexpected ") + to_string((*m)->type) +
+                          " during start-up");
+    }
+    DetachedPair pair;
+    pair.record = std::move(*(*m)->record);
+    pair.client = std::move((*m)->fds[0]);
+    if ((*m)->fds.size() > 1) pair.backend = std::move((*m)->fds[1]);
+    pairs.push_back(std::move(pair));
+  }
+}
+
+// Counter baselines of a restored pair (DESIGN §3): its counters restarted at zero
+// and the restored queues passed through them; W and R must continue from the
+// logical totals the record carries.
+void rebase_counters(repair::Sys& sys, repair::RestoredPair& pair) {
+  repair::PairRecord& r = pair.record;
+  const int64_t to_backend = int64_t(r.bytes_client_to_backend);
+  const int64_t to_client = int64_t(r.bytes_backend_to_client);
+  if (pair.client) {
+    if (Result<repair::LegCounters> c = repair::read_leg_counters(sys, pair.client.get()); c) {
+      const repair::LegBaseline b = repair::baseline_after_restore(*c, to_client, to_backend);
+      r.client_off_w = b.off_w;
+      r.client_off_r = b.off_r;
+    }
+  }
+  if (pair.backend) {
+    if (Result<repair::LegCounters> c = repair::read_leg_counters(sys, pair.backend.get()); c) {
+      const int64_t header = int64_t(r.header_len) - int64_t(r.header_pending);
+      const repair::LegBaseline b =
+          repair::baseline_after_restore(*c, header + to_backend, to_client);
+      r.backend_off_w = b.off_w;
+      r.backend_off_r = b.off_r;
+    }
+  } else {
+    // A fresh connect starts its own count: its SYN is acked (off_w = 1).
+    r.backend_off_w = 1;
+    r.backend_off_r = 0;
+  }
+}
+
+// Hands a batch of restored sockets (still in repair mode) to the keeper and waits
+// until it holds them all.
+void hand_over(KeeperLink& link, ControlChannel& channel, const Logger& log,
+               std::span<const repair::RestoredPair> batch) {
+  for (const repair::RestoredPair& p : batch) {
+    int fds[2] = {p.client.get(), p.backend.get()};
+    link.send(make_message(MessageType::kRestored, p.record.id, p.record),
+              std::span<const int>(fds, p.backend ? 2 : 1));
+  }
+  if (!link.send(make_message(MessageType::kSync))) return;
+  Result<std::optional<Message>> ack = channel.receive();
+  if (!ack || !*ack || (*ack)->type != MessageType::kAck) {
+    log->error("restore: the keeper did not acknowledge a batch; carrying on without it");
+  }
+}
+
+struct RestoreOutcome {
+  std::vector<DetachedPair> pairs;
+  std::string summary;
+};
+
+Result<RestoreOutcome> restore_file(const config::Config& config, const std::string& path,
+                                    const std::unordered_set<uint64_t>& adopted, KeeperLink& link,
+                                    ControlChannel& channel, const Logger& log) {
+  Result<repair::FlowLock> lock = repair::FlowLock::open(config.handoff.nft_table);
+  if (!lock) return lock.error().context("restore");
+  repair::Sys sys;
+  RestoreOutcome out;
+  std::unordered_set<uint64_t> handed;
+  repair::RestoreOptions options;
+  options.skip = [&](uint64_t id) { return adopted.count(id) != 0; };
+  options.hand_over = [&](std::span<const repair::RestoredPair> batch) {
+    for (const auto& p : batch) handed.insert(p.record.id);
+    hand_over(link, channel, log, batch);
+  };
+  auto take = [&](repair::RestoredPair&& p) {
+    handed.erase(p.record.id);
+    rebase_counters(sys, p);
+    out.pairs.push_back(DetachedPair{std::move(p.client), std::move(p.backend),
+                                     repair::PairRecord(metadata_only(std::move(p.record)))});
+  };
+  Result<repair::RestoreReport> report = repair::restore_pairs(sys, *lock, path, take, options);
+  if (!report) return report.error();
+  // Handed over but then failed to leave repair mode: the keeper drops its copies.
+  for (uint64_t id : handed) link.send(make_message(MessageType::kPairClosed, id));
+  for (const std::string& e : report->errors) log->error("restore: {}", e);
+  out.summary = "restored " + std::to_string(report->restored) + " pairs (" +
+                std::to_string(report->degraded) + " degraded, " +
+                std::to_string(report->failed) + " failed)";
+  return out;
+}
+
+// The keeper's messages while serving.
+struct ControlWatch {
+  Worker* worker = nullptr;
+  ControlChannel* channel = nullptr;
+  Logger log;
+  UvHandle<uv_poll_t> poll;
+};
+
+void on_control(uv_poll_t* handle, int status, int) {
+  auto* watch = static_cast<ControlWatch*>(handle->data);
+  for (;;) {
+    Result<std::optional<Message>> m = status < 0 ? Result<std::optional<Message>>(
+                                                         Error{-status, uv_strerror(status)})
+                                                  : watch->channel->receive();
+    if (!m && m.error().code == EAGAIN) return;
+    if (!m || !*m) {
+      watch->log->error(
+          "the keeper is gone ({}): closing listeners and draining; connections are no longer "
+          "crash-protected",
+          m ? "channel closed" : m.error().message);
+      watch->poll.close(nullptr);
+      watch->worker->request_drain();
+      return;
+    }
+    if ((*m)->type == MessageType::kQuiesce) watch->worker->request_quiesce();
+    if ((*m)->type == MessageType::kDrain) watch->worker->request_drain();
+  }
+}
+
+Result<metrics::MetricsSegment> inherited_segment() {
+  const char* text = std::getenv(metrics::kFdEnvVar);
+  if (text == nullptr) return Error::logic("no metrics segment from the keeper");
+  Result<int> fd = metrics::parse_fd_number(text);
+  if (!fd) return fd.error();
+  ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
+  return metrics::MetricsSegment::adopt(UniqueFd(*fd));
+}
+
+int serve(const config::Config& config, const WorkerProcessArgs& args, ControlChannel& channel,
+          const Logger& log) {
+  Result<metrics::MetricsSegment> segment = inherited_segment();
+  if (!segment) {
+    log->error("worker: metrics: {}", segment.error().message);
+    return kExitRuntimeError;
+  }
+  metrics::Metrics metrics(*segment);
+  KeeperLink link(channel, log);
+  ControlWatch watch;
+  WorkerOptions options;
+  options.handle_signals = false;  // the keeper owns the signals and tells us
+  options.on_stop = [&watch] { watch.poll.close(nullptr); };
+  Result<std::unique_ptr<Worker>> worker = Worker::create(config, metrics, log, link, options);
+  if (!worker) {
+    log->error("worker: {}", worker.error().message);
+    return kExitRuntimeError;
+  }
+  Result<std::vector<ListenerFd>> listeners = parse_listeners(args.listeners);
+  if (!listeners) {
+    log->error("worker: {}", listeners.error().message);
+    return kExitRuntimeError;
+  }
+  Result<std::vector<DetachedPair>> pairs = receive_adopted(channel);
+  if (!pairs) {
+    log->error("worker: {}", pairs.error().message);
+    return kExitRuntimeError;
+  }
+  std::string summary = "adopted " + std::to_string(pairs->size()) + " pairs";
+  if (!args.restore_path.empty()) {
+    std::unordered_set<uint64_t> adopted;
+    for (const DetachedPair& p : *pairs) adopted.insert(p.record.id);
+    Result<RestoreOutcome> restored =
+        restore_file(config, args.restore_path, adopted, link, channel, log);
+    if (!restored) {
+      log->error("worker: {}", restored.error().message);
+      link.send(make_message(MessageType::kRestoreFailed, 0, std::nullopt, restored.error().message));
+    } else {
+      for (DetachedPair& p : restored->pairs) pairs->push_back(std::move(p));
+      summary += ", " + restored->summary;
+    }
+  }
+  (void)(*worker)->adopt_pairs(std::move(*pairs));
+  if (Status s = (*worker)->adopt_listeners(std::move(*listeners)); !s) {
+    log->error("worker: {}", s.error().message);
+    return kExitRuntimeError;
+  }
+  std::unique_ptr<metrics::MetricsServer> server;
+  if (config.metrics.listen) {
+    auto started = metrics::start_metrics_server(config.metrics.listen->to_string(), *segment);
+    if (started) {
+      server = std::move(*started);
+    } else {
+      log->error("worker: {}", started.error().message);  // serve traffic anyway
+    }
+  }
+  watch.worker = worker->get();
+  watch.channel = &channel;
+  watch.log = log;
+  ::fcntl(channel.fd(), F_SETFL, ::fcntl(channel.fd(), F_GETFL) | O_NONBLOCK);
+  if (watch.poll.init(uv_poll_init((*worker)->loop(), watch.poll.get(), channel.fd())) == 0) {
+    watch.poll.get()->data = &watch;
+    uv_poll_start(watch.poll.get(), UV_READABLE | UV_DISCONNECT, &on_control);
+  }
+  log->info("worker {} ready: {}", ::getpid(), summary);
+  link.send(make_message(MessageType::kReady, 0, std::nullopt, summary));
+  const int rc = (*worker)->run();
+  server.reset();
+  if (!(*worker)->quiesced()) return rc;
+  // Blocking again: every record must reach the keeper before we exit.
+  ::fcntl(channel.fd(), F_SETFL, ::fcntl(channel.fd(), F_GETFL) & ~O_NONBLOCK);
+  std::vector<DetachedPair> detached = (*worker)->take_pairs();
+  for (const DetachedPair& p : detached) {
+    link.send(make_message(MessageType::kPairRecord, p.record.id, p.record));
+  }
+  link.send(make_message(MessageType::kQuiesced));
+  return link.broken() ? kExitRuntimeError : 0;
+}
+
+}  // namespace
+
+int run_worker_process(const WorkerProcessArgs& args) {
+  reset_signals();
+  ::fcntl(args.control_fd, F_SETFD, FD_CLOEXEC);
+  ::fcntl(args.config_fd, F_SETFD, FD_CLOEXEC);
+  ControlChannel channel{UniqueFd(args.control_fd)};
+  UniqueFd config_fd(args.config_fd);
+  Result<std::string> text = read_all(config_fd.get());
+  if (!text) {
+    std::fprintf(stderr, "worker: %s\n", text.error().message.c_str());
+    return kExitConfigError;
+  }
+  config::ConfigParse parsed = config::parse_config(*text, args.config_name);
+  if (!parsed.config) {
+    for (const std::string& e : parsed.errors) std::fprintf(stderr, "worker: %s\n", e.c_str());
+    return kExitConfigError;
+  }
+  const Logger log = make_logger(parsed.config->log);
+  return serve(*parsed.config, args, channel, log);
+}
+
+}  // namespace seamless::proxy
