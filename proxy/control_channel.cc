@@ -1,5 +1,6 @@
 #include "proxy/control_channel.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -26,6 +27,7 @@ static_assert(sizeof(Header) == 24);
 
 constexpr uint16_t kMagic = 0x5343;  // "SC"
 constexpr uint8_t kVersion = 1;
+constexpr int kSendTimeoutMs = 5000;
 
 bool known_type(uint8_t t) {
   return (t >= static_cast<uint8_t>(MessageType::kClientAccepted) &&
@@ -151,9 +153,17 @@ Status ControlChannel::send(const Message& message, std::span<const int> fds) {
   for (;;) {
     const ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
     if (n >= 0) return {};
-    if (errno != EINTR) {
-      return Error::from_errno(std::string("control channel: send ") + to_string(message.type));
+    if (errno == EINTR) continue;
+    // libuv made the fd non-blocking when it began to watch it, and a unix socket queues
+    // only net.unix.max_dgram_qlen packets (10): wait for the peer to catch up, bounded,
+    // so that a hung peer cannot hang us.
+    if (errno == EAGAIN) {
+      pollfd p{fd_.get(), POLLOUT, 0};
+      const int ready = ::poll(&p, 1, kSendTimeoutMs);
+      if (ready > 0 || (ready < 0 && errno == EINTR)) continue;
+      if (ready == 0) errno = ETIMEDOUT;
     }
+    return Error::from_errno(std::string("control channel: send ") + to_string(message.type));
   }
 }
 

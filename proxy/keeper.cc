@@ -18,9 +18,6 @@ namespace seamless::proxy {
 
 namespace {
 
-// A worker that stops reading its channel must not hang the keeper.
-constexpr timeval kChannelSendTimeout{5, 0};
-
 Result<UniqueFd> config_memfd(const std::string& text) {
   UniqueFd fd(::memfd_create("seamless-config", MFD_CLOEXEC));
   if (!fd) return Error::from_errno("memfd_create");
@@ -251,8 +248,6 @@ Status Keeper::spawn_worker(const std::string& restore_path) {
   worker->pid = child->pid;
   worker->pidfd = std::move(child->pidfd);
   worker->channel = std::move(channel->first);
-  ::setsockopt(worker->channel.fd(), SOL_SOCKET, SO_SNDTIMEO, &kChannelSendTimeout,
-               sizeof(kChannelSendTimeout));
   worker_ = std::move(worker);
   // The live pairs the new worker adopts; the keeper keeps its own duplicates.
   for (auto& [id, pair] : pairs_.pairs()) {

@@ -114,6 +114,7 @@ class Keeper {
   // Locks, (after a crash) trims overhangs, dumps, writes; on success every held
   // socket is in repair mode and `path` names the verified file.
   Result<std::string> checkpoint(bool trim_overhang);
+  void settle_closed_pairs();
   void exec_new_image(const std::string& handoff_path);
   void recover_from_restore_crash();
   void restore_done(const std::string& summary);

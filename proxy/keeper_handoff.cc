@@ -4,6 +4,7 @@
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -75,14 +76,59 @@ Status trim_overhang(repair::Sys& sys, const repair::LivePair& live, repair::Pai
   r.header_pending = r.header_len - uint32_t(header);
   r.bytes_client_to_backend = uint64_t(repair::bytes_written(*backend, backend_base) - header);
   r.bytes_backend_to_client = uint64_t(repair::bytes_written(*client, client_base));
-  r.client_off_r -= *up;  // consumed now includes the discarded overhang
-  r.backend_off_r -= *down;
   if (repair::counts_fin_sent(backend->state)) r.flags |= repair::kClientFinished;
   if (repair::counts_fin_sent(client->state)) r.flags |= repair::kBackendFinished;
   return {};
 }
 
+constexpr uint8_t kTcpClose = 7;
+
+uint8_t tcp_state(repair::Sys& sys, int fd) {
+  repair::TcpInfo info;
+  return fd >= 0 && sys.tcp_info(fd, &info) == 0 ? info.state : 0;
+}
+
 }  // namespace
+
+// A leg already in CLOSE has no connection left to migrate (its peer reset it, or both
+// FINs went through just before the quiesce). Its pair ends here as the worker would
+// have ended it: the partner is aborted after a reset or when bytes it was owed are
+// stranded, else shut down in order.
+void Keeper::settle_closed_pairs() {
+  repair::Sys sys;
+  for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
+    HeldPair& p = it->second;
+    const bool client_closed = tcp_state(sys, p.client.get()) == kTcpClose;
+    const bool backend_closed = p.backend && tcp_state(sys, p.backend.get()) == kTcpClose;
+    if (!client_closed && !backend_closed) {
+      ++it;
+      continue;
+    }
+    const int closed = client_closed ? p.client.get() : p.backend.get();
+    const int partner = client_closed ? p.backend.get() : p.client.get();
+    int error = 0;
+    socklen_t len = sizeof(error);
+    ::getsockopt(closed, SOL_SOCKET, SO_ERROR, &error, &len);
+    int unread = 0;
+    ::ioctl(closed, SIOCINQ, &unread);
+    const bool abort = error != 0 || unread > 0;
+    if (partner >= 0 && !(client_closed && backend_closed)) {
+      if (abort) {
+        sockaddr unspec{};
+        unspec.sa_family = AF_UNSPEC;
+        ::connect(partner, &unspec, sizeof(unspec));
+      } else {
+        ::shutdown(partner, SHUT_WR);
+      }
+    }
+    log_->info("pair {}: {} leg already closed{}; not migrated, partner {}", it->first,
+               client_closed ? "client" : "backend", error ? " by reset" : "",
+               abort ? "aborted" : "shut down");
+    metrics_.record_handoff_connections(abort ? metrics::HandoffConnectionResult::kAborted
+                                              : metrics::HandoffConnectionResult::kClosed);
+    it = pairs_.pairs().erase(it);
+  }
+}
 
 uint64_t Keeper::queued_bytes() const {
   uint64_t total = 0;
@@ -185,6 +231,7 @@ void Keeper::begin_upgrade() {
 }
 
 Result<std::string> Keeper::checkpoint(bool trim_overhang_first) {
+  settle_closed_pairs();
   repair::Sys sys;
   const std::vector<repair::LivePair> live = pairs_.live_pairs();
   std::vector<uint64_t> ids;

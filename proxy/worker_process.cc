@@ -111,6 +111,14 @@ void rebase_counters(repair::Sys& sys, repair::RestoredPair& pair) {
   }
 }
 
+// Fault injection for the integration tests: SEAMLESS_TEST_CRASH_ONCE=<file> makes a
+// restoring worker die right after the keeper took a batch, if <file> exists (it is
+// removed first, so that the next worker gets through).
+void crash_here_once_for_tests() {
+  const char* trigger = std::getenv("SEAMLESS_TEST_CRASH_ONCE");
+  if (trigger != nullptr && ::unlink(trigger) == 0) ::raise(SIGKILL);
+}
+
 // Hands a batch of restored sockets (still in repair mode) to the keeper and waits
 // until it holds them all.
 void hand_over(KeeperLink& link, ControlChannel& channel, const Logger& log,
@@ -125,6 +133,7 @@ void hand_over(KeeperLink& link, ControlChannel& channel, const Logger& log,
   if (!ack || !*ack || (*ack)->type != MessageType::kAck) {
     log->error("restore: the keeper did not acknowledge a batch; carrying on without it");
   }
+  crash_here_once_for_tests();
 }
 
 struct RestoreOutcome {
@@ -149,6 +158,8 @@ Result<RestoreOutcome> restore_file(const config::Config& config, const std::str
   auto take = [&](repair::RestoredPair&& p) {
     handed.erase(p.record.id);
     rebase_counters(sys, p);
+    // The keeper's copy must carry the new baselines: its crash arithmetic needs them.
+    link.send(make_message(MessageType::kPairRecord, p.record.id, p.record));
     out.pairs.push_back(DetachedPair{std::move(p.client), std::move(p.backend),
                                      repair::PairRecord(metadata_only(std::move(p.record)))});
   };
@@ -176,7 +187,7 @@ void on_control(uv_poll_t* handle, int status, int) {
   for (;;) {
     Result<std::optional<Message>> m = status < 0 ? Result<std::optional<Message>>(
                                                          Error{-status, uv_strerror(status)})
-                                                  : watch->channel->receive();
+                                                  : watch->channel->receive(/*wait=*/false);
     if (!m && m.error().code == EAGAIN) return;
     if (!m || !*m) {
       watch->log->error(
@@ -260,7 +271,6 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
   watch.worker = worker->get();
   watch.channel = &channel;
   watch.log = log;
-  ::fcntl(channel.fd(), F_SETFL, ::fcntl(channel.fd(), F_GETFL) | O_NONBLOCK);
   if (watch.poll.init(uv_poll_init((*worker)->loop(), watch.poll.get(), channel.fd())) == 0) {
     watch.poll.get()->data = &watch;
     uv_poll_start(watch.poll.get(), UV_READABLE | UV_DISCONNECT, &on_control);
@@ -270,8 +280,6 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
   const int rc = (*worker)->run();
   server.reset();
   if (!(*worker)->quiesced()) return rc;
-  // Blocking again: every record must reach the keeper before we exit.
-  ::fcntl(channel.fd(), F_SETFL, ::fcntl(channel.fd(), F_GETFL) & ~O_NONBLOCK);
   std::vector<DetachedPair> detached = (*worker)->take_pairs();
   for (const DetachedPair& p : detached) {
     link.send(make_message(MessageType::kPairRecord, p.record.id, p.record));

@@ -20,12 +20,12 @@ extern char** environ;
 namespace seamless::proxy::testing {
 
 SeamlessProcess::SeamlessProcess(const std::string& netns, const std::string& config_yaml,
-                                 const std::string& wrapper) {
+                                 const std::string& wrapper, const std::string& binary) {
   char dir[] = "/tmp/seamless-proxy-test-XXXXXX";
   EXPECT_NE(::mkdtemp(dir), nullptr);
   dir_ = dir;
-  const std::string config_path = dir_ + "/seamless.yaml";
-  std::ofstream(config_path) << config_yaml;
+  const std::string config_path = this->config_path();
+  rewrite_config(config_yaml);
   log_path_ = dir_ + "/seamless.log";
 
   posix_spawn_file_actions_t actions;
@@ -37,7 +37,8 @@ SeamlessProcess::SeamlessProcess(const std::string& netns, const std::string& co
   std::vector<std::string> args = {"ip", "netns", "exec", netns};
   std::istringstream words(wrapper);
   for (std::string w; words >> w;) args.push_back(w);
-  for (const char* a : {SEAMLESS_BINARY, "run", "--config"}) args.push_back(a);
+  args.push_back(binary.empty() ? std::string(SEAMLESS_BINARY) : binary);
+  for (const char* a : {"run", "--config"}) args.push_back(a);
   args.push_back(config_path);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -50,11 +51,48 @@ SeamlessProcess::SeamlessProcess(const std::string& netns, const std::string& co
 
 SeamlessProcess::~SeamlessProcess() {
   if (pid_ > 0 && !status_) {
+    // The worker first: without its keeper it would drain for drain_timeout.
+    if (const pid_t worker = worker_pid(); worker > 0) ::kill(worker, SIGKILL);
     ::kill(pid_, SIGKILL);
     int status = 0;
     ::waitpid(pid_, &status, 0);
   }
   if (!dir_.empty()) std::filesystem::remove_all(dir_);
+}
+
+std::string SeamlessProcess::with_handoff_dir(const std::string& config_yaml) const {
+  if (config_yaml.find("\nhandoff:") != std::string::npos) return config_yaml;
+  return config_yaml + "handoff:\n  dir: \"" + dir_ + "/run\"\n";
+}
+
+void SeamlessProcess::rewrite_config(const std::string& config_yaml) const {
+  // Written aside and renamed: a reload never reads a half-written file.
+  const std::string tmp = config_path() + ".tmp";
+  std::ofstream(tmp) << with_handoff_dir(config_yaml);
+  std::filesystem::rename(tmp, config_path());
+}
+
+pid_t SeamlessProcess::worker_pid() const {
+  if (pid_ <= 0) return -1;
+  std::ifstream children("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) +
+                         "/children");
+  pid_t child = -1;
+  children >> child;
+  return child;
+}
+
+size_t SeamlessProcess::count_in_log(const std::string& text) const {
+  const std::string all = log();
+  size_t n = 0;
+  for (size_t at = all.find(text); at != std::string::npos; at = all.find(text, at + 1)) ++n;
+  return n;
+}
+
+bool SeamlessProcess::wait_for_count(const std::string& text, size_t n,
+                                     std::chrono::milliseconds timeout) const {
+  if (seamless::testing::wait_until([&] { return count_in_log(text) >= n; }, timeout)) return true;
+  ADD_FAILURE() << "fewer than " << n << " \"" << text << "\" in the log:\n" << log();
+  return false;
 }
 
 std::string SeamlessProcess::log() const {

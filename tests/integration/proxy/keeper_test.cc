@@ -1,0 +1,291 @@
+// The keeper end to end (DESIGN §1, §2, §4): `seamless run` upgraded with SIGUSR2,
+// reloaded with SIGHUP, and its worker killed, while streams run both ways through it.
+// Every stream is checked byte for byte; an EOF or a reset on either side fails it.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/integration/proxy/proxy_fixture.h"
+
+namespace seamless::proxy::testing {
+namespace {
+
+constexpr uint64_t kEndless = uint64_t{1} << 40;
+
+// A copy of the built binary at `path`, put in place by rename like a package manager
+// would; `tag` bytes appended make each copy a different file.
+void install_binary(const std::string& path, const std::string& tag) {
+  const std::string tmp = path + ".new";
+  std::filesystem::copy_file(SEAMLESS_BINARY, tmp,
+                             std::filesystem::copy_options::overwrite_existing);
+  std::ofstream(tmp, std::ios::app) << tag;
+  ::chmod(tmp.c_str(), 0755);
+  std::filesystem::rename(tmp, path);
+}
+
+size_t open_fds(pid_t pid) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+// The value of the first sample line that starts with `series` ("name{labels}"), or -1.
+double metric(const std::string& text, const std::string& series) {
+  size_t at = 0;
+  while ((at = text.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
+    at += series.size();
+  }
+  return -1;
+}
+
+class ProxyKeeperTest : public ProxyTest {
+ protected:
+  // Starts seamless from a copy of the binary in its own dir (so the test can replace
+  // or remove it), with `wrapper` as in ProxyTest::start.
+  void start_copy(const std::string& yaml, const std::string& wrapper = "") {
+    char dir[] = "/tmp/seamless-keeper-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    bin_dir = dir;
+    binary = bin_dir + "/seamless";
+    install_binary(binary, "");
+    proxy = std::make_unique<SeamlessProcess>(hosts.host.name(), yaml, wrapper, binary);
+    ASSERT_TRUE(proxy->wait_ready());
+  }
+  ~ProxyKeeperTest() override {
+    proxy.reset();
+    if (!bin_dir.empty()) std::filesystem::remove_all(bin_dir);
+  }
+
+  // Opens `n` clients (IPv4 unless `host` says otherwise) and pumps endless streams.
+  void open_streams(size_t n, const std::string& host = TwoHosts::kHost4) {
+    std::vector<Endpoints> ends;
+    for (size_t i = 0; i < n; ++i) {
+      fds.push_back(client(host));
+      const uint32_t seed = static_cast<uint32_t>(fds.size() * 7919);
+      ends.push_back(Endpoints{fds.back().get(), {seed, 0, 0}, {seed, 0, 0}});
+    }
+    pump = std::make_unique<StreamPump>(std::move(ends), kEndless);
+    ASSERT_TRUE(streams_advance(64 * 1024));
+  }
+  // Waits until every stream has received `more` bytes beyond where it stands now.
+  bool streams_advance(uint64_t more) {
+    std::vector<uint64_t> marks;
+    for (const Endpoints& e : pump->progress()) marks.push_back(e.in.received + more);
+    const bool ok = wait_until(
+        [&] {
+          if (!pump->errors().empty()) return true;
+          const std::vector<Endpoints> now = pump->progress();
+          for (size_t i = 0; i < now.size(); ++i) {
+            if (now[i].in.received < marks[i]) return false;
+          }
+          return true;
+        },
+        std::chrono::seconds(30));
+    EXPECT_EQ(pump->errors(), std::vector<std::string>{});
+    return ok && pump->errors().empty();
+  }
+
+  std::string bin_dir;
+  std::string binary;
+  std::vector<UniqueFd> fds;
+  std::unique_ptr<StreamPump> pump;
+};
+
+TEST_F(ProxyKeeperTest, TwentyUpgradesCarryBusyStreamsAndNewConnections) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}));
+  const pid_t keeper = proxy->pid();
+  const size_t baseline_fds = open_fds(keeper);
+  open_streams(50);
+
+  // A connector opening fresh connections throughout: none may be refused or reset.
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> connections{0}, failures{0};
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~Joiner() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+    }
+  };
+  std::thread connector([&] {
+    while (!stop) {
+      const int fd = try_client();
+      if (fd < 0) {
+        ++failures;
+        ADD_FAILURE() << "connect: " << std::strerror(-fd);
+        continue;
+      }
+      UniqueFd c(fd);
+      if (!echo_roundtrip(c.get())) {
+        ++failures;
+        ADD_FAILURE() << "roundtrip failed at connection " << connections.load();
+      }
+      ++connections;
+    }
+  });
+
+  Joiner joiner{stop, connector};
+  for (int i = 1; i <= 20; ++i) {
+    install_binary(binary, "build " + std::to_string(i));
+    proxy->signal(SIGUSR2);
+    ASSERT_TRUE(proxy->wait_for_count("upgrade handoff done", size_t(i)));
+    ASSERT_TRUE(streams_advance(16 * 1024)) << "after upgrade " << i;
+  }
+  stop = true;
+  connector.join();
+  EXPECT_EQ(failures.load(), 0u) << "of " << connections.load() << " connections";
+  EXPECT_GT(connections.load(), 20u);
+
+  pump->stop();
+  EXPECT_EQ(pump->errors(), std::vector<std::string>{});
+  EXPECT_EQ(echo->resets(), 0u);
+  // Same keeper, now running the file on disk.
+  EXPECT_EQ(proxy->pid(), keeper);
+  EXPECT_EQ(std::filesystem::read_symlink("/proc/" + std::to_string(keeper) + "/exe"), binary);
+  const std::string m = metrics();
+  EXPECT_EQ(metric(m, "seamless_restart_generation"), 20) << m;
+  EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"upgrade\",result=\"success\"}"), 20);
+  EXPECT_EQ(m.find("seamless_worker_restarts_total{cause=\"signal\"} 1"), std::string::npos);
+  EXPECT_EQ(proxy->log().find("restarting it"), std::string::npos) << proxy->log();
+
+  // Every duplicate is dropped once its pair ends.
+  fds.clear();
+  EXPECT_TRUE(wait_until([&] { return open_fds(keeper) == baseline_fds; }))
+      << open_fds(keeper) << " fds open, " << baseline_fds << " at start";
+}
+
+TEST_F(ProxyKeeperTest, UpgradeOnADualStackListenerCarriesIpv4AndIpv6Clients) {
+  auto echo = backend(7101);
+  ServiceSpec s;
+  s.listen = "[::]:7000";
+  start_copy(config_yaml(s));
+  open_streams(5, TwoHosts::kHost4);  // IPv4-mapped on the dual-stack socket
+  std::vector<Endpoints> ends;
+  std::vector<UniqueFd> v6;
+  for (uint32_t i = 0; i < 5; ++i) {
+    v6.push_back(client(TwoHosts::kHost6));
+    ends.push_back(Endpoints{v6.back().get(), {900 + i, 0, 0}, {900 + i, 0, 0}});
+  }
+  StreamPump pump6(std::move(ends), kEndless);
+  for (int i = 1; i <= 3; ++i) {
+    proxy->signal(SIGUSR2);
+    ASSERT_TRUE(proxy->wait_for_count("upgrade handoff done", size_t(i)));
+    ASSERT_TRUE(streams_advance(16 * 1024));
+  }
+  pump6.stop();
+  EXPECT_EQ(pump6.errors(), std::vector<std::string>{});
+  for (const Endpoints& e : pump6.progress()) EXPECT_GT(e.in.received, 0u);
+  EXPECT_EQ(echo->resets(), 0u);
+}
+
+TEST_F(ProxyKeeperTest, ReloadKeepsOldPairsOnTheirBackendAndSendsNewOnesToTheNewList) {
+  auto old_backend = backend(7101);
+  auto new_backend = backend(7102);
+  start_copy(config_yaml(ServiceSpec{}));
+  const pid_t first_worker = proxy->worker_pid();
+  open_streams(5);
+  ServiceSpec changed;
+  changed.backends = {"198.18.0.1:7102"};
+  proxy->rewrite_config(config_yaml(changed));
+  proxy->signal(SIGHUP);
+  ASSERT_TRUE(proxy->wait_for_log("reload done"));
+  EXPECT_NE(proxy->worker_pid(), first_worker);
+  ASSERT_TRUE(streams_advance(64 * 1024));
+  UniqueFd fresh = client();
+  ASSERT_TRUE(echo_roundtrip(fresh.get()));
+  EXPECT_EQ(old_backend->data_connections(), 5u);
+  EXPECT_EQ(new_backend->data_connections(), 1u);
+  EXPECT_EQ(old_backend->resets() + old_backend->eofs(), 0u);
+  const std::string m = metrics();
+  EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"reload\",result=\"success\"}"), 1) << m;
+}
+
+TEST_F(ProxyKeeperTest, ReloadWithABrokenConfigChangesNothing) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}));
+  const pid_t worker = proxy->worker_pid();
+  open_streams(3);
+  proxy->rewrite_config("services:\n  - name: pg\n    listen: nowhere\n");
+  proxy->signal(SIGHUP);
+  ASSERT_TRUE(proxy->wait_for_log("reload refused, nothing changed"));
+  EXPECT_NE(proxy->log().find("seamless.yaml:3:"), std::string::npos) << proxy->log();
+  EXPECT_EQ(proxy->worker_pid(), worker);
+  ASSERT_TRUE(streams_advance(64 * 1024));
+  UniqueFd fresh = client();
+  EXPECT_TRUE(echo_roundtrip(fresh.get()));
+}
+
+TEST_F(ProxyKeeperTest, UpgradeIsRefusedWhenTheBinaryIsGone) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}));
+  const pid_t worker = proxy->worker_pid();
+  open_streams(3);
+  std::filesystem::remove(binary);
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_for_log("upgrade refused, nothing changed: preflight: open " + binary +
+                                  ": No such file or directory"));
+  EXPECT_EQ(proxy->worker_pid(), worker);
+  ASSERT_TRUE(streams_advance(64 * 1024));
+  EXPECT_EQ(metric(metrics(),
+                   "seamless_handoffs_total{reason=\"upgrade\",result=\"preflight_failed\"}"),
+            1);
+}
+
+TEST_F(ProxyKeeperTest, AFailedExecLeavesEveryStreamOnTheOldCode) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}), "env SEAMLESS_TEST_FAIL_EXEC=1");
+  open_streams(10);
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_for_log("upgrade failed, carrying on unchanged: execveat"));
+  ASSERT_TRUE(proxy->wait_for_count("worker ready", 2));
+  ASSERT_TRUE(streams_advance(256 * 1024));
+  EXPECT_EQ(echo->resets(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(proxy->dir() + "/run/handoff.bin"));
+  EXPECT_EQ(metric(metrics(), "seamless_handoffs_total{reason=\"upgrade\",result=\"exec_failed\"}"),
+            1);
+}
+
+TEST_F(ProxyKeeperTest, WorkerKilledWhileRestoringIsReplacedAndNoStreamNotices) {
+  auto echo = backend(7101);
+  const std::string trigger = "/tmp/seamless-crash-once-" + std::to_string(::getpid());
+  start_copy(config_yaml(ServiceSpec{}), "env SEAMLESS_TEST_CRASH_ONCE=" + trigger);
+  open_streams(20);
+  std::ofstream(trigger) << "";
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_for_log("the restoring worker died"));
+  ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
+  EXPECT_FALSE(std::filesystem::exists(trigger));
+  ASSERT_TRUE(streams_advance(256 * 1024));
+  EXPECT_EQ(echo->resets() + echo->eofs(), 0u);
+}
+
+TEST_F(ProxyKeeperTest, WorkerKilledUnderLoadIsReplacedAndNoStreamNotices) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}));
+  open_streams(20);
+  for (int i = 1; i <= 4; ++i) {
+    const pid_t worker = proxy->worker_pid();
+    ASSERT_GT(worker, 0);
+    ::kill(worker, i % 2 == 0 ? SIGSEGV : SIGKILL);
+    ASSERT_TRUE(proxy->wait_for_count("crash handoff done", size_t(i)));
+    ASSERT_TRUE(streams_advance(256 * 1024)) << "after kill " << i;
+  }
+  EXPECT_EQ(echo->resets() + echo->eofs(), 0u);
+  const std::string m = metrics();
+  EXPECT_EQ(metric(m, "seamless_worker_restarts_total{cause=\"signal\"}"), 4) << m;
+}
+
+}  // namespace
+}  // namespace seamless::proxy::testing
