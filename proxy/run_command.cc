@@ -12,6 +12,7 @@
 #include "metrics/server.h"
 #include "proxy/logging.h"
 #include "proxy/observer.h"
+#include "proxy/preconditions.h"
 #include "proxy/worker.h"
 
 namespace seamless::proxy {
@@ -86,6 +87,8 @@ int run_command(const std::string& config_path) {
     return kExitConfigError;
   }
   const Logger log = make_logger(config->log);
+  // Kernel, capabilities, handoff dir: one line each, before anything is touched.
+  if (!preconditions_met(*config, SystemPreconditionProbe(), log)) return kExitRuntimeError;
   // Writes use MSG_NOSIGNAL, but nothing that writes to a dead peer may kill the proxy.
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(log);
