@@ -13,6 +13,7 @@
 #include "metrics/segment.h"
 #include "proxy/keeper.h"
 #include "proxy/logging.h"
+#include "proxy/preconditions.h"
 #include "repair/flow_lock.h"
 #include "repair/handoff_file.h"
 
@@ -69,6 +70,8 @@ int run_command(const std::string& config_path) {
     return kExitConfigError;
   }
   const Logger log = make_logger(config->log);
+  // Kernel, capabilities, handoff dir: one line each, before anything is touched.
+  if (!preconditions_met(*config, SystemPreconditionProbe(), log)) return kExitRuntimeError;
   // Writes use MSG_NOSIGNAL, but nothing that writes to a dead peer may kill the proxy.
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(log);
