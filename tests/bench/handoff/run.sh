@@ -26,7 +26,6 @@ bench=$build/tests/bench/handoff/handoff_bench
   exit 2
 }
 mkdir -p "$out"
-rm -f "$out"/results.tsv "$out"/handoff.png
 
 # handoff_bench removes what it made, even when a run fails; this covers the bench
 # itself dying: its namespaces (named after its PID) and the seamless it started.
@@ -44,19 +43,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-nice=${BENCH_NICE--10}
-# shellcheck disable=SC2086
-"$bench" --seamless "$build/proxy/seamless" --connections "$list" --out "$out" \
-  ${nice:+--autogroup-nice "$nice"} ${BENCH_FLAGS:-} >"$out/table.md" &
-bench_pid=$!
 rc=0
-wait "$bench_pid" || rc=$?
-bench_pid=
+if [[ -z ${PLOT_ONLY:-} ]]; then  # PLOT_ONLY=1: plot $OUT/results.tsv again, run nothing
+  rm -f "$out"/results.tsv "$out"/handoff.png
+  nice=${BENCH_NICE--10}
+  # shellcheck disable=SC2086
+  "$bench" --seamless "$build/proxy/seamless" --connections "$list" --out "$out" \
+    ${nice:+--autogroup-nice "$nice"} ${BENCH_FLAGS:-} >"$out/table.md" &
+  bench_pid=$!
+  wait "$bench_pid" || rc=$?
+  bench_pid=
+fi
 cat "$out/table.md"
 
 if [[ -s $out/results.tsv ]] && command -v gnuplot >/dev/null; then
   gnuplot <<EOF
-set terminal pngcairo size 1400,560 font "sans,11"
+set terminal pngcairo size 1400,640 font "sans,11"
 set output "$out/handoff.png"
 set datafile separator "\t"
 set key autotitle columnhead
@@ -66,19 +68,23 @@ set style fill solid 0.85 border -1
 set grid ytics
 set xlabel "busy connections"
 
-set title "Stall per connection (largest gap between deliveries)"
+set key outside below maxrows 2 samplen 2
+set title "Stall per connection (largest gap between deliveries; log scale)"
 set ylabel "ms"
-set yrange [0:*]
+set logscale y
+set yrange [1:*]
 set style histogram clustered gap 1
 goal(n) = n == 100 ? 50 : (n == 5000 ? 200 : NaN)
 plot "$out/results.tsv" using 3:xtic(1) title "stall max" lc rgb "#c0392b", \
      "" using 4 title "stall p99" lc rgb "#e67e22", \
      "" using 9 title "latency max" lc rgb "#2980b9", \
      "" using 11 title "baseline gap max (resolution)" lc rgb "#95a5a6", \
-     "" using (\$0):(goal(\$1)) with points pt 9 ps 2.5 lc rgb "black" title "goal"
+     "" using (\$0):(goal(\$1)) with points pt 9 ps 2.5 lc rgb "black" title "goal (issue 5)"
 
 set title "Where the handoff goes (log timeline after SIGUSR2)"
 set ylabel "ms"
+unset logscale y
+set yrange [0:*]
 set style histogram rowstacked
 set boxwidth 0.6
 plot "$out/results.tsv" using 14:xtic(1) title "quiesce" lc rgb "#8e44ad", \
