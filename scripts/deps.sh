@@ -19,6 +19,7 @@ test_packages=(
   nftables iproute2 iputils-ping procps curl python3
   redis-server redis-tools
   libcap2-bin systemd
+  gnuplot-nox
 )
 
 packages=("${build_packages[@]}")

@@ -1,0 +1,171 @@
+#include "tests/bench/handoff/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace seamless::bench {
+namespace {
+
+Spread spread(std::vector<int64_t> ns) {
+  Spread s;
+  if (ns.empty()) return s;
+  std::sort(ns.begin(), ns.end());
+  auto at = [&](double q) {
+    const size_t rank = size_t(std::ceil(q * double(ns.size())));
+    return double(ns[std::min(ns.size() - 1, rank == 0 ? 0 : rank - 1)]) / 1e6;
+  };
+  s.max = double(ns.back()) / 1e6;
+  s.p99 = at(0.99);
+  s.median = at(0.5);
+  return s;
+}
+
+double phase_ms(const RunResult& r, const std::string& phase) {
+  auto it = r.phases.find(phase);
+  return it == r.phases.end() || it->second.count == 0 ? -1 : it->second.sum * 1000;
+}
+
+// Log-derived durations in ms: the span between two timeline marks, -1 if one is absent.
+double span(double from, double to) { return from < 0 || to < 0 ? -1 : to - from; }
+
+struct Timeline {
+  double preflight, quiesce, checkpoint, exec, restore, finish, done;
+};
+
+Timeline timeline_of(const LogTimeline& t) {
+  return {t.preflight_done,
+          span(t.preflight_done, t.quiesced),
+          span(t.quiesced, t.checkpoint_done),
+          span(t.checkpoint_done, t.new_keeper),
+          span(t.new_keeper, t.worker_ready),
+          span(t.worker_ready, t.done),
+          t.done};
+}
+
+}  // namespace
+
+TcpCounters parse_tcp_counters(const std::string& text) {
+  std::map<std::string, long long> values;
+  std::istringstream lines(text);
+  std::string names, numbers;
+  while (std::getline(lines, names) && std::getline(lines, numbers)) {
+    std::istringstream n(names), v(numbers);
+    std::string group, name, value;
+    n >> group;
+    v >> value;
+    while (n >> name && v >> value) values[group + name] = std::stoll(value);
+  }
+  return {values["Tcp:RetransSegs"], values["Tcp:OutRsts"], values["Tcp:EstabResets"],
+          values["TcpExt:TCPTimeouts"]};
+}
+
+Summary side_summary(const std::vector<DirectionStats>& stats) {
+  std::vector<int64_t> gap, latency, baseline;
+  Summary s;
+  for (const DirectionStats& d : stats) {
+    gap.push_back(d.max_gap_ns[kUpgrade]);
+    latency.push_back(d.max_latency_ns[kUpgrade]);
+    baseline.push_back(d.max_gap_ns[kBaseline]);
+    s.bytes += d.bytes;
+  }
+  s.stall = spread(gap);
+  s.latency = spread(latency);
+  s.baseline = spread(baseline);
+  return s;
+}
+
+Summary combined_summary(const std::vector<DirectionStats>& a,
+                         const std::vector<DirectionStats>& b) {
+  std::vector<int64_t> gap, latency, baseline;
+  Summary s;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    gap.push_back(std::max(a[i].max_gap_ns[kUpgrade], b[i].max_gap_ns[kUpgrade]));
+    latency.push_back(std::max(a[i].max_latency_ns[kUpgrade], b[i].max_latency_ns[kUpgrade]));
+    baseline.push_back(std::max(a[i].max_gap_ns[kBaseline], b[i].max_gap_ns[kBaseline]));
+    s.bytes += a[i].bytes + b[i].bytes;
+  }
+  s.stall = spread(gap);
+  s.latency = spread(latency);
+  s.baseline = spread(baseline);
+  return s;
+}
+
+void print_run_details(FILE* out, const RunResult& r) {
+  const size_t n = r.options.connections;
+  std::fprintf(out, "  %zu connections, a %zu-byte write every %d ms per direction\n", n,
+               r.options.chunk, r.options.interval_ms);
+  for (auto [name, s] : {std::pair{"client receiving ", &r.down},
+                         std::pair{"backend receiving", &r.up}}) {
+    std::fprintf(out,
+                 "  %s: stall max %.1f p99 %.1f median %.1f ms | latency max %.1f p99 %.1f ms |"
+                 " baseline gap max %.1f p99 %.1f ms | %llu bytes verified\n",
+                 name, s->stall.max, s->stall.p99, s->stall.median, s->latency.max, s->latency.p99,
+                 s->baseline.max, s->baseline.p99, static_cast<unsigned long long>(s->bytes));
+  }
+  const Timeline t = timeline_of(r.timeline);
+  std::fprintf(out,
+               "  log timeline after SIGUSR2 (ms): preflight %.0f, quiesce %.0f, checkpoint %.0f "
+               "(keeper says %.0f), exec %.0f, restore %.0f, ready->done %.0f, done at %.0f\n",
+               t.preflight, t.quiesce, t.checkpoint, r.timeline.checkpoint_ms, t.exec, t.restore,
+               t.finish, t.done);
+  std::fprintf(out, "  %s\n  %s\n", r.timeline.checkpoint_line.c_str(),
+               r.timeline.done_line.c_str());
+  std::fprintf(out, "  metrics seamless_handoff_phase_seconds (sum, ms):");
+  for (const auto& [phase, v] : r.phases) {
+    if (v.count > 0) std::fprintf(out, " %s %.1f (n=%.0f)", phase.c_str(), v.sum * 1000, v.count);
+  }
+  std::fprintf(out,
+               "\n  bench-side TCP during the window: %lld retransmitted segments, %lld RTO "
+               "timeouts, %lld resets sent, %lld established resets\n",
+               r.tcp.retrans, r.tcp.timeouts, r.tcp.out_rsts, r.tcp.estab_resets);
+  std::fprintf(out,
+               "  baseline: %lld retransmitted segments, %lld RTO timeouts; its worst gaps ended "
+               "%.0f ms into it (median)\n",
+               r.tcp_baseline.retrans, r.tcp_baseline.timeouts, r.baseline_gap_end_ms);
+  std::fprintf(out, "  window %.0f ms, every connection resumed: %s, stream errors: %zu\n",
+               r.window_ms, r.resumed ? "yes" : "NO", r.error_count);
+  for (const std::string& e : r.errors) std::fprintf(out, "    %s\n", e.c_str());
+}
+
+void print_table(FILE* out, const std::vector<RunResult>& results) {
+  std::fprintf(out,
+               "\n| conns | write every | stall max | stall p99 | latency max | baseline gap max |"
+               " quiesce | checkpoint | exec | restore | done after SIGUSR2 | errors |\n"
+               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const RunResult& r : results) {
+    const Timeline t = timeline_of(r.timeline);
+    std::fprintf(out,
+                 "| %zu | %d ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.0f ms | %.0f ms |"
+                 " %.0f ms | %.0f ms | %.0f ms | %zu%s |\n",
+                 r.options.connections, r.options.interval_ms, r.combined.stall.max,
+                 r.combined.stall.p99, r.combined.latency.max, r.combined.baseline.max, t.quiesce,
+                 t.checkpoint, t.exec, t.restore, t.done, r.error_count,
+                 r.resumed ? "" : " (not all resumed)");
+  }
+  std::fprintf(out,
+               "stall = largest gap between deliveries to a receiving application, per connection "
+               "(worse direction), over connections; goals: <= 50 ms at 100, <= 200 ms at 5000.\n");
+}
+
+void write_tsv(const std::string& path, const std::vector<RunResult>& results) {
+  std::ofstream out(path);
+  out << "connections\tinterval_ms\tstall_max\tstall_p99\tdown_max\tdown_p99\tup_max\tup_p99"
+         "\tlatency_max\tlatency_p99\tbaseline_max\tbaseline_p99\tpreflight\tquiesce\tcheckpoint"
+         "\texec\trestore\tfinish\tdone\tm_dump\tm_exec\tm_restore\tm_total\terrors\n";
+  for (const RunResult& r : results) {
+    const Timeline t = timeline_of(r.timeline);
+    out << r.options.connections << '\t' << r.options.interval_ms << '\t' << r.combined.stall.max
+        << '\t' << r.combined.stall.p99 << '\t' << r.down.stall.max << '\t' << r.down.stall.p99
+        << '\t' << r.up.stall.max << '\t' << r.up.stall.p99 << '\t' << r.combined.latency.max
+        << '\t' << r.combined.latency.p99 << '\t' << r.combined.baseline.max << '\t'
+        << r.combined.baseline.p99 << '\t' << t.preflight << '\t' << t.quiesce << '\t'
+        << t.checkpoint << '\t' << t.exec << '\t' << t.restore << '\t' << t.finish << '\t'
+        << t.done << '\t' << phase_ms(r, "dump") << '\t' << phase_ms(r, "exec") << '\t'
+        << phase_ms(r, "restore") << '\t' << phase_ms(r, "total") << '\t' << r.error_count
+        << '\n';
+  }
+}
+
+}  // namespace seamless::bench

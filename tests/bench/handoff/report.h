@@ -1,0 +1,62 @@
+// What one handoff_bench run measured, and how it is printed (table, TSV for the plot).
+#pragma once
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/bench/handoff/harness.h"
+#include "tests/bench/handoff/traffic.h"
+
+namespace seamless::bench {
+
+// Max and p99 over connections, in ms.
+struct Spread {
+  double max = 0;
+  double p99 = 0;
+  double median = 0;
+};
+
+struct Summary {
+  Spread stall;     // largest gap between deliveries, upgrade window
+  Spread latency;   // largest delivery latency, upgrade window
+  Spread baseline;  // largest gap between deliveries, baseline window (resolution)
+  uint64_t bytes = 0;
+};
+
+// Counters of the bench's namespace, /proc/net/snmp and netstat.
+struct TcpCounters {
+  long long retrans = 0, out_rsts = 0, estab_resets = 0, timeouts = 0;
+  TcpCounters minus(const TcpCounters& o) const {
+    return {retrans - o.retrans, out_rsts - o.out_rsts, estab_resets - o.estab_resets,
+            timeouts - o.timeouts};
+  }
+};
+TcpCounters parse_tcp_counters(const std::string& snmp_and_netstat);
+
+struct RunResult {
+  TrafficOptions options;
+  Summary down;      // client receiving
+  Summary up;        // backend receiving
+  Summary combined;  // per connection, the worse of its two directions
+  std::map<std::string, PhaseSeconds> phases;
+  LogTimeline timeline;
+  TcpCounters tcp;           // during the upgrade window
+  TcpCounters tcp_baseline;  // during the baseline window
+  double baseline_gap_end_ms = -1;  // median end of the worst baseline gap, after its start
+  double window_ms = 0;
+  bool resumed = false;
+  size_t error_count = 0;
+  std::vector<std::string> errors;
+};
+
+Summary side_summary(const std::vector<DirectionStats>& stats);
+Summary combined_summary(const std::vector<DirectionStats>& a,
+                         const std::vector<DirectionStats>& b);
+
+void print_run_details(FILE* out, const RunResult& r);
+void print_table(FILE* out, const std::vector<RunResult>& results);
+void write_tsv(const std::string& path, const std::vector<RunResult>& results);
+
+}  // namespace seamless::bench
