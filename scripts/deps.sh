@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libyaml-cpp-dev libnftnl-dev libmnl-dev prometheus-cpp-dev
-  libprotobuf-dev protobuf-compiler libspdlog-dev libfmt-dev libcli11-dev
+  libprotobuf-dev protobuf-compiler libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   nftables iproute2 iputils-ping procps curl python3
   redis-server redis-tools
