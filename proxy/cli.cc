@@ -6,6 +6,7 @@
 
 #include "config/digest.h"
 #include "config/load.h"
+#include "proxy/handoff_command.h"
 #include "proxy/run_command.h"
 #include "proxy/version.h"
 
@@ -69,6 +70,8 @@ int run_cli(int argc, char** argv) {
   const CLI::App* check = add_check_command(app, check_options);
   RunOptions run_options;
   const CLI::App* run = add_run_command(app, run_options);
+  proxy::HandoffCommandOptions handoff_options;
+  const CLI::App* handoff = proxy::add_handoff_command(app, handoff_options);
 
   try {
     app.parse(argc, argv);
@@ -78,6 +81,7 @@ int run_cli(int argc, char** argv) {
   }
   if (check->parsed()) return run_check(check_options);
   if (run->parsed()) return proxy::run_command(run_options.config_path);
+  if (handoff->parsed()) return proxy::run_handoff_command(handoff_options);
   std::fputs(app.help().c_str(), stdout);
   return kExitOk;
 }
