@@ -9,7 +9,7 @@ set -euo pipefail
 build_packages=(
   build-essential cmake pkg-config
   libuv1-dev libyaml-cpp-dev libnftnl-dev libmnl-dev prometheus-cpp-dev
-  libprotobuf-dev protobuf-compiler libspdlog-dev libfmt-dev libcli11-dev
+  libprotobuf-dev protobuf-compiler libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
 )
 # libcap2-bin: setcap for the file-capability tests; systemd: systemd-analyze verify of
 # the unit in packaging/systemd/.
