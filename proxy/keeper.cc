@@ -185,7 +185,7 @@ void Keeper::request(Action action) {
   if (action == Action::kStop) {
     if (stopping_) return;
     stopping_ = true;
-    log_->info("keeper: stopping: listeners closed, the worker drains (drain_timeout {}ms)",
+    log_->info("keeper: stopping: closing the listeners; the worker drains (drain_timeout {}ms)",
                config_.drain_timeout.count());
     // New connections are refused from now on instead of waiting in a backlog.
     listeners_.clear();
