@@ -382,7 +382,10 @@ void Keeper::after_quiesce(Action action) {
 void Keeper::respawn_after_crash() {
   const auto now = std::chrono::steady_clock::now();
   // Dying again soon after a restart is a crash loop: back off, doubling.
-  if (now - last_crash_ < std::chrono::seconds(10)) {
+  // Three deaths in quick succession are forgiven (each costs the clients a stall, not
+  // their bytes); from the fourth on, each waits twice as long as the last.
+  quick_crashes_ = now - last_crash_ < std::chrono::seconds(10) ? quick_crashes_ + 1 : 0;
+  if (quick_crashes_ >= 3) {
     backoff_ = std::min(std::max(backoff_ * 2, options_.restart_backoff_min),
                         options_.restart_backoff_max);
   } else {

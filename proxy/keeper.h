@@ -149,6 +149,7 @@ class Keeper {
   std::chrono::steady_clock::time_point action_started_;
   std::chrono::steady_clock::time_point last_crash_;
   std::chrono::milliseconds backoff_{0};
+  int quick_crashes_ = 0;  // worker deaths each within 10 s of the one before
 
   UvHandle<uv_signal_t> sighup_, sigusr2_, sigterm_, sigint_;
   UvHandle<uv_timer_t> quiesce_timer_;

@@ -22,7 +22,8 @@ Worker::Worker(const config::Config& config, Logger log, PairObserver& observer,
       log_(std::move(log)),
       options_(options),
       loop_(std::make_unique<uv_loop_t>()) {
-  engine_ = std::make_unique<PairEngine>(loop_.get(), pairs_, observer, ops_, log_,
+  engine_ = std::make_unique<PairEngine>(loop_.get(), pairs_, observer,
+                                         options_.ops != nullptr ? *options_.ops : ops_, log_,
                                          options_.scratch_bytes);
 }
 

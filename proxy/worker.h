@@ -46,6 +46,8 @@ struct WorkerOptions {
   // Runs on the loop when the worker stops (drained or quiesced), so that handles the
   // embedder added to loop() can be closed and run() can return.
   std::function<void()> on_stop;
+  // The syscalls on proxied sockets (borrowed; null: the real ones). Tests inject faults.
+  SocketOps* ops = nullptr;
 };
 
 // A listening socket passed between owners, by service name.

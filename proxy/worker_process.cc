@@ -13,6 +13,7 @@
 #include "metrics/segment.h"
 #include "metrics/server.h"
 #include "proxy/keeper_link.h"
+#include "proxy/socket_ops.h"
 #include "proxy/worker.h"
 #include "repair/byte_accounting.h"
 #include "repair/checkpoint.h"
@@ -118,6 +119,45 @@ void crash_here_once_for_tests() {
   const char* trigger = std::getenv("SEAMLESS_TEST_CRASH_ONCE");
   if (trigger != nullptr && ::unlink(trigger) == 0) ::raise(SIGKILL);
 }
+
+// Fault injection for the integration tests: SEAMLESS_TEST_KILLS_FILE=<file> holding a
+// number K > 0 makes the worker SIGKILL itself between a send and its discard (DESIGN
+// §3: the overhang the keeper must trim) after a few thousand sends, and write K-1
+// back first, so that exactly K workers die this way.
+class KillBetweenSendAndDiscard final : public SocketOps {
+ public:
+  static std::unique_ptr<KillBetweenSendAndDiscard> from_environment() {
+    const char* path = std::getenv("SEAMLESS_TEST_KILLS_FILE");
+    if (path == nullptr) return nullptr;
+    int left = 0;
+    if (FILE* f = std::fopen(path, "r")) {
+      if (std::fscanf(f, "%d", &left) != 1) left = 0;
+      std::fclose(f);
+    }
+    if (left <= 0) return nullptr;
+    auto ops = std::make_unique<KillBetweenSendAndDiscard>();
+    ops->path_ = path;
+    ops->left_ = left;
+    ops->countdown_ = 500 + ::getpid() % 4000;  // varies from worker to worker
+    return ops;
+  }
+  ssize_t send(int fd, const void* buf, size_t len, int flags) override {
+    const ssize_t n = SocketOps::send(fd, buf, len, flags);
+    if (n > 0 && --countdown_ == 0) {
+      if (FILE* f = std::fopen(path_.c_str(), "w")) {
+        std::fprintf(f, "%d\n", left_ - 1);
+        std::fclose(f);
+      }
+      ::raise(SIGKILL);
+    }
+    return n;
+  }
+
+ private:
+  std::string path_;
+  int left_ = 0;
+  long countdown_ = 0;
+};
 
 // Hands a batch of restored sockets (still in repair mode) to the keeper and waits
 // until it holds them all.
@@ -225,6 +265,8 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
   WorkerOptions options;
   options.handle_signals = false;  // the keeper owns the signals and tells us
   options.on_stop = [&watch] { watch.poll.close(nullptr); };
+  const std::unique_ptr<KillBetweenSendAndDiscard> fault = KillBetweenSendAndDiscard::from_environment();
+  options.ops = fault.get();
   Result<std::unique_ptr<Worker>> worker = Worker::create(config, metrics, log, link, options);
   if (!worker) {
     log->error("worker: {}", worker.error().message);

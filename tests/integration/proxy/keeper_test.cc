@@ -95,6 +95,10 @@ class ProxyKeeperTest : public ProxyTest {
     return ok && pump->errors().empty();
   }
 
+  std::string bin_dir_for_test() const {
+    return "/tmp/seamless-keeper-test-" + std::to_string(::getpid());
+  }
+
   std::string bin_dir;
   std::string binary;
   std::vector<UniqueFd> fds;
@@ -271,20 +275,82 @@ TEST_F(ProxyKeeperTest, WorkerKilledWhileRestoringIsReplacedAndNoStreamNotices) 
   EXPECT_EQ(echo->resets() + echo->eofs(), 0u);
 }
 
-TEST_F(ProxyKeeperTest, WorkerKilledUnderLoadIsReplacedAndNoStreamNotices) {
+// Prometheus counters of the service, which must never go backwards (rate() would
+// read a reset).
+std::vector<double> service_counters(const std::string& m) {
+  return {metric(m, "seamless_connections_total{service=\"pg\"}"),
+          metric(m, "seamless_bytes_total{service=\"pg\",direction=\"in\"}"),
+          metric(m, "seamless_bytes_total{service=\"pg\",direction=\"out\"}")};
+}
+
+TEST_F(ProxyKeeperTest, WorkerKilledAndCrashedUnderLoadIsReplacedAndNoStreamNotices) {
   auto echo = backend(7101);
   start_copy(config_yaml(ServiceSpec{}));
   open_streams(20);
-  for (int i = 1; i <= 4; ++i) {
+  std::vector<double> before = service_counters(metrics());
+  for (int i = 1; i <= 10; ++i) {
     const pid_t worker = proxy->worker_pid();
     ASSERT_GT(worker, 0);
     ::kill(worker, i % 2 == 0 ? SIGSEGV : SIGKILL);
     ASSERT_TRUE(proxy->wait_for_count("crash handoff done", size_t(i)));
     ASSERT_TRUE(streams_advance(256 * 1024)) << "after kill " << i;
+    const std::vector<double> after = service_counters(metrics());
+    for (size_t k = 0; k < after.size(); ++k) EXPECT_GE(after[k], before[k]) << "counter " << k;
+    before = after;
   }
   EXPECT_EQ(echo->resets() + echo->eofs(), 0u);
   const std::string m = metrics();
-  EXPECT_EQ(metric(m, "seamless_worker_restarts_total{cause=\"signal\"}"), 4) << m;
+  EXPECT_EQ(metric(m, "seamless_worker_restarts_total{cause=\"signal\"}"), 10) << m;
+  EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"crash\",result=\"success\"}"), 10) << m;
+}
+
+TEST_F(ProxyKeeperTest, WorkersKilledBetweenSendAndDiscardLoseAndRepeatNothing) {
+  auto echo = backend(7101);
+  const std::string kills = bin_dir_for_test() + "-kills";
+  std::ofstream(kills) << 0;
+  start_copy(config_yaml(ServiceSpec{}), "env SEAMLESS_TEST_KILLS_FILE=" + kills);
+  open_streams(20);
+  std::ofstream(kills) << 8;  // the next 8 workers die between a send and its discard
+  proxy->signal(SIGHUP);      // the first of them starts now
+  ASSERT_TRUE(proxy->wait_for_count("crash handoff done", 8, std::chrono::seconds(60)));
+  ASSERT_TRUE(streams_advance(1 << 20));
+  std::ifstream left(kills);
+  int n = -1;
+  left >> n;
+  EXPECT_EQ(n, 0);
+  EXPECT_EQ(proxy->log().find("overhang"), std::string::npos) << proxy->log();
+  EXPECT_EQ(echo->resets() + echo->eofs(), 0u);
+  std::filesystem::remove(kills);
+}
+
+TEST_F(ProxyKeeperTest, RandomKillsAlsoDuringUpgradesNeverResetAStream) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}));
+  open_streams(10);
+  std::srand(static_cast<unsigned>(::getpid()));
+  for (int round = 0; round < 20; ++round) {
+    if (round % 3 == 0) proxy->signal(SIGUSR2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::rand() % 300));
+    if (const pid_t worker = proxy->worker_pid(); worker > 0) ::kill(worker, SIGKILL);
+    ASSERT_TRUE(streams_advance(64 * 1024)) << "round " << round << "\n" << proxy->log();
+  }
+  EXPECT_EQ(echo->resets() + echo->eofs(), 0u);
+  EXPECT_EQ(proxy->pid(), proxy->pid());
+  EXPECT_FALSE(proxy->wait_exit(std::chrono::milliseconds(0)).has_value()) << proxy->log();
+}
+
+TEST_F(ProxyKeeperTest, AWorkerWhoseKeeperDiedDrainsItsConnections) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}));
+  open_streams(5);
+  const pid_t worker = proxy->worker_pid();
+  ASSERT_GT(worker, 0);
+  proxy->signal(SIGKILL);
+  ASSERT_TRUE(proxy->wait_for_log("the keeper is gone"));
+  ASSERT_TRUE(proxy->wait_for_log("listeners closed; draining"));
+  EXPECT_EQ(try_client(), -ECONNREFUSED);  // its listener copies closed at once
+  ASSERT_TRUE(streams_advance(256 * 1024));  // and it still serves what it has
+  ::kill(worker, SIGKILL);
 }
 
 }  // namespace
