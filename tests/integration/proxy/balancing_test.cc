@@ -49,6 +49,13 @@ TEST_F(ProxyTest, NoBackendLeftClosesTheClient) {
   EXPECT_TRUE(r.eof || r.error == ECONNRESET) << r.error;
   EXPECT_TRUE(proxy->wait_for_log("no backend available (2 of 2 failed"));
   const std::string page = metrics();
+  EXPECT_EQ(metric_value(page, "seamless_connections_rejected_total", "reason=\"no_backend\"",
+                         "service=\"pg\""),
+            1.0)
+      << page;
+  EXPECT_EQ(metric_value(page, "seamless_connections_rejected_total", "reason=\"max_connections\"",
+                         "service=\"pg\""),
+            0.0);
   for (const char* b : {"backend=\"198.18.0.1:7101\"", "backend=\"198.18.0.1:7102\""}) {
     EXPECT_GE(metric_value(page, "seamless_backend_connect_failures_total", b).value_or(0), 1.0);
   }
@@ -117,6 +124,13 @@ TEST_F(ProxyTest, MaxConnectionsClosesTheExcessAtOnce) {
   EXPECT_FALSE(r.timed_out);
   EXPECT_TRUE(r.data.empty());
   EXPECT_TRUE(proxy->wait_for_log("service pg: max_connections 2 reached"));
+  const auto rejected = [&](const char* reason) {
+    return metric_value(metrics(), "seamless_connections_rejected_total",
+                        std::string("reason=\"") + reason + "\"", "service=\"pg\"");
+  };
+  // Counted before the close that c3 saw; a backend was there, so none for no_backend.
+  EXPECT_EQ(rejected("max_connections"), 1.0) << metrics();
+  EXPECT_EQ(rejected("no_backend"), 0.0);
 
   c1.reset();  // FIN: the pair finishes and frees a slot
   ASSERT_TRUE(wait_until([&] {
@@ -125,6 +139,10 @@ TEST_F(ProxyTest, MaxConnectionsClosesTheExcessAtOnce) {
   UniqueFd c4 = client();
   EXPECT_TRUE(echo_roundtrip(c4.get()));
   EXPECT_TRUE(echo_roundtrip(c2.get()));
+  // Served connections are not rejections; the excess is not an accepted connection.
+  const std::string page = metrics();
+  EXPECT_EQ(rejected("max_connections"), 1.0) << page;
+  EXPECT_EQ(metric_value(page, "seamless_connections_total", "service=\"pg\""), 3.0) << page;
 }
 
 TEST_F(ProxyTest, IdleTimeoutClosesWithFinBothWays) {
