@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   nftables iproute2 iputils-ping procps curl python3
   redis-server redis-tools
+  gnuplot-nox  # the bar chart of tests/bench/proxy/compare_haproxy.sh
 )
 
 missing=()
