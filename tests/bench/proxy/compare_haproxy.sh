@@ -159,13 +159,23 @@ start_proxies() {
 # Prints the median of its arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# One iperf3 server serves both proxies' runs, one test at a time; a client that arrives
+# while it is still closing the previous test is turned away ("control socket has closed
+# unexpectedly"). Such a run is tried again, up to three times.
 iperf_gbps() {  # port streams
-  in_peer iperf3 -c 198.18.0.2 -p "$1" -P "$2" -t "$duration" -J |
-    python3 -c '
+  local attempt json
+  for attempt in 1 2 3; do
+    json=$(in_peer iperf3 -c 198.18.0.2 -p "$1" -P "$2" -t "$duration" -J || true)
+    if python3 -c '
 import json, sys
-r = json.load(sys.stdin)
+r = json.loads(sys.argv[1])
 if "error" in r: sys.exit("iperf3 to port '"$1"': " + r["error"])
-print("%.2f" % (r["end"]["sum_received"]["bits_per_second"] / 1e9))'
+print("%.2f" % (r["end"]["sum_received"]["bits_per_second"] / 1e9))' "$json"; then
+      return 0
+    fi
+    sleep 1
+  done
+  return 1
 }
 
 redis_rps() {  # port extra-args...
