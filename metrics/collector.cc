@@ -42,6 +42,11 @@ void add_service_families(const Snapshot& snapshot, std::vector<MetricFamily>& o
                               "Payload bytes forwarded, per service; direction \"in\" is "
                               "client to backend, \"out\" is backend to client.",
                               MetricType::Counter);
+  MetricFamily rejected =
+      family("seamless_connections_rejected_total",
+             "Client connections closed without being served, per service; reason "
+             "\"max_connections\" (closed at accept) or \"no_backend\" (no backend reachable).",
+             MetricType::Counter);
   for (const ServiceSample& service : snapshot.services) {
     active.metric.push_back(
         gauge(static_cast<double>(service.active), {label("service", service.name)}));
@@ -51,9 +56,15 @@ void add_service_families(const Snapshot& snapshot, std::vector<MetricFamily>& o
       bytes.metric.push_back(counter(service.bytes[d], {label("direction", label_value(direction)),
                                                         label("service", service.name)}));
     }
+    for (std::size_t r = 0; r < kRejectReasonCount; ++r) {
+      const auto reason = static_cast<RejectReason>(r);
+      rejected.metric.push_back(counter(service.rejected[r], {label("reason", label_value(reason)),
+                                                              label("service", service.name)}));
+    }
   }
   out.push_back(std::move(active));
   out.push_back(std::move(total));
+  out.push_back(std::move(rejected));
   out.push_back(std::move(bytes));
 }
 

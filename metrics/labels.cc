@@ -51,4 +51,10 @@ std::string_view label_value(WorkerRestartCause value) {
   return name_of(value, kNames);
 }
 
+std::string_view label_value(RejectReason value) {
+  static constexpr std::array<std::string_view, kRejectReasonCount> kNames = {"max_connections",
+                                                                              "no_backend"};
+  return name_of(value, kNames);
+}
+
 }  // namespace seamless::metrics

@@ -66,11 +66,19 @@ enum class WorkerRestartCause {
 };
 inline constexpr std::size_t kWorkerRestartCauseCount = 6;
 
+// seamless_connections_rejected_total{reason}: why a client was closed without being served.
+enum class RejectReason {
+  kMaxConnections = 0,  // the service was at max_connections: closed right after accept
+  kNoBackend = 1,       // every healthy backend refused or timed out (or none was up): RST
+};
+inline constexpr std::size_t kRejectReasonCount = 2;
+
 std::string_view label_value(Direction value);
 std::string_view label_value(HandoffReason value);
 std::string_view label_value(HandoffResult value);
 std::string_view label_value(HandoffPhase value);
 std::string_view label_value(HandoffConnectionResult value);
 std::string_view label_value(WorkerRestartCause value);
+std::string_view label_value(RejectReason value);
 
 }  // namespace seamless::metrics

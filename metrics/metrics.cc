@@ -65,6 +65,10 @@ std::uint64_t ServiceMetrics::bytes(Direction direction) const {
   return layout::atomic(slot_->bytes[static_cast<std::size_t>(direction)])
       .load(memory_order_relaxed);
 }
+std::uint64_t ServiceMetrics::rejected(RejectReason reason) const {
+  return layout::atomic(slot_->rejected[static_cast<std::size_t>(reason)])
+      .load(memory_order_relaxed);
+}
 
 std::optional<bool> BackendMetrics::up() const {
   const std::uint64_t health = layout::atomic(slot_->health).load(memory_order_relaxed);

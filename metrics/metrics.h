@@ -24,7 +24,8 @@
 
 namespace seamless::metrics {
 
-// One service's counters: seamless_connections_{active,total}, seamless_bytes_total.
+// One service's counters: seamless_connections_{active,total,rejected_total},
+// seamless_bytes_total.
 class ServiceMetrics {
  public:
   void connection_opened() const {
@@ -43,11 +44,18 @@ class ServiceMetrics {
     layout::atomic(slot_->bytes[static_cast<std::size_t>(direction)])
         .fetch_add(n, std::memory_order_relaxed);
   }
+  // A client closed without being served. A kNoBackend client was accepted first (it is
+  // in total(); call connection_closed() for it as usual); a kMaxConnections one was not.
+  void connection_rejected(RejectReason reason) const {
+    layout::atomic(slot_->rejected[static_cast<std::size_t>(reason)])
+        .fetch_add(1, std::memory_order_relaxed);
+  }
 
   std::string_view name() const { return slot_->name; }
   std::int64_t active() const;
   std::uint64_t total() const;
   std::uint64_t bytes(Direction direction) const;
+  std::uint64_t rejected(RejectReason reason) const;
 
  private:
   friend class Metrics;

@@ -28,7 +28,7 @@
 namespace seamless::metrics::layout {
 
 inline constexpr std::uint64_t kMagic = 0x3154454d4c4d4553;  // "SEMLMET1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;           // 2: ServiceSlot::rejected
 
 inline constexpr std::size_t kMaxServices = 256;
 inline constexpr std::size_t kMaxBackends = 1024;
@@ -39,12 +39,14 @@ inline constexpr std::size_t kMaxResults = 16;
 inline constexpr std::size_t kMaxPhases = 8;
 inline constexpr std::size_t kMaxConnectionResults = 8;
 inline constexpr std::size_t kMaxRestartCauses = 8;
+inline constexpr std::size_t kMaxRejectReasons = 4;
 
 static_assert(kHandoffReasonCount <= kMaxReasons);
 static_assert(kHandoffResultCount <= kMaxResults);
 static_assert(kHandoffPhaseCount <= kMaxPhases);
 static_assert(kHandoffConnectionResultCount <= kMaxConnectionResults);
 static_assert(kWorkerRestartCauseCount <= kMaxRestartCauses);
+static_assert(kRejectReasonCount <= kMaxRejectReasons);
 
 // Upper bounds of seamless_handoff_phase_seconds, in nanoseconds: 100 µs to 30 s, roughly
 // 1-2.5-5 per decade. A lock window is meant to be milliseconds; the long tail is there to
@@ -88,7 +90,8 @@ struct alignas(64) ServiceSlot {
   std::int64_t active;
   std::uint64_t total;
   std::uint64_t bytes[kDirectionCount];
-  char name[kNameBytes];  // immutable once state is kSlotReady
+  std::uint64_t rejected[kMaxRejectReasons];  // by RejectReason
+  char name[kNameBytes];                      // immutable once state is kSlotReady
 };
 
 struct alignas(64) BackendSlot {

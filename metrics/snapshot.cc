@@ -33,6 +33,9 @@ void read_services(layout::Segment& segment, Snapshot& out) {
     sample.active = layout::atomic(slot.active).load(memory_order_relaxed);
     sample.total = load(slot.total);
     for (std::size_t d = 0; d < kDirectionCount; ++d) sample.bytes[d] = load(slot.bytes[d]);
+    for (std::size_t r = 0; r < kRejectReasonCount; ++r) {
+      sample.rejected[r] = load(slot.rejected[r]);
+    }
     out.services.push_back(std::move(sample));
   }
   std::sort(out.services.begin(), out.services.end(),

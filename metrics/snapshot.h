@@ -18,6 +18,7 @@ struct ServiceSample {
   std::int64_t active = 0;
   std::uint64_t total = 0;
   std::array<std::uint64_t, kDirectionCount> bytes{};
+  std::array<std::uint64_t, kRejectReasonCount> rejected{};
 };
 
 struct BackendSample {

@@ -55,6 +55,7 @@ void PairEngine::connect_next(Pair& pair) {
   for (const bool t : pair.tried) failed += t ? 1 : 0;
   log_->error("{}: no backend available ({} of {} failed, the rest are down); closing the client",
               pair.describe(), failed, service.backends.size());
+  service.metrics.connection_rejected(metrics::RejectReason::kNoBackend);  // before the RST
   ops_.abort(pair.client.fd());
   pair.reset_flags |= repair::kBackendReset;
   close_pair(pair, CloseReason::kConnectFailed, 0);

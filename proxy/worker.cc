@@ -165,6 +165,8 @@ void Worker::admit(ServiceRuntime& service, UniqueFd fd) {
 // the count, so a flood does not become a flood of log lines.
 void Worker::reject(ServiceRuntime& service, UniqueFd fd) {
   const repair::Endpoint peer = peer_endpoint(fd.get());
+  // Counted before the close, so that a client which saw the close also sees the count.
+  service.metrics.connection_rejected(metrics::RejectReason::kMaxConnections);
   fd.reset();
   service.rejected++;
   service.rejected_unlogged++;

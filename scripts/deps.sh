@@ -19,7 +19,7 @@ test_packages=(
   nftables iproute2 iputils-ping procps curl python3
   redis-server redis-tools
   libcap2-bin systemd
-  gnuplot-nox
+  gnuplot-nox  # the charts of tests/bench/proxy and tests/bench/handoff
 )
 
 packages=("${build_packages[@]}")

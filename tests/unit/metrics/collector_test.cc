@@ -18,6 +18,7 @@ using ::testing::Not;
 const std::pair<const char*, const char*> kFamilies[] = {
     {"seamless_connections_active", "gauge"},
     {"seamless_connections_total", "counter"},
+    {"seamless_connections_rejected_total", "counter"},
     {"seamless_bytes_total", "counter"},
     {"seamless_backend_up", "gauge"},
     {"seamless_backend_connect_failures_total", "counter"},
@@ -61,6 +62,7 @@ TEST_F(metrics_Collector, ServiceAndBackendSamples) {
   pg->connection_opened();
   pg->connection_closed();
   pg->add_bytes(Direction::kIn, 1234);
+  pg->connection_rejected(RejectReason::kNoBackend);
   ASSERT_TRUE(metrics_.set_backend_up("pg", "127.0.0.1:5432", true).ok());
   ASSERT_TRUE(metrics_.set_backend_up("pg", "[::1]:5432", false).ok());
   ASSERT_TRUE(metrics_.backend_connect_failed("pg", "[::1]:5432").ok());
@@ -70,6 +72,11 @@ TEST_F(metrics_Collector, ServiceAndBackendSamples) {
   EXPECT_THAT(out, HasSubstr("seamless_connections_total{service=\"pg\"} 2\n"));
   EXPECT_THAT(out, HasSubstr("seamless_bytes_total{direction=\"in\",service=\"pg\"} 1234\n"));
   EXPECT_THAT(out, HasSubstr("seamless_bytes_total{direction=\"out\",service=\"pg\"} 0\n"));
+  EXPECT_THAT(out, HasSubstr("seamless_connections_rejected_total{reason=\"no_backend\","
+                             "service=\"pg\"} 1\n"));
+  // Both reasons are exported from the start, at 0.
+  EXPECT_THAT(out, HasSubstr("seamless_connections_rejected_total{reason=\"max_connections\","
+                             "service=\"pg\"} 0\n"));
   EXPECT_THAT(out, HasSubstr("seamless_backend_up{backend=\"127.0.0.1:5432\",service=\"pg\"} 1\n"));
   EXPECT_THAT(out, HasSubstr("seamless_backend_up{backend=\"[::1]:5432\",service=\"pg\"} 0\n"));
   EXPECT_THAT(out, Not(HasSubstr("seamless_backend_up{backend=\"127.0.0.2:5432\"")));

@@ -1,5 +1,6 @@
 #include "metrics/metrics.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -39,6 +40,44 @@ TEST_F(metrics_Api, ServiceHandleCountsConnectionsAndBytes) {
   EXPECT_EQ(pg->name(), "pg");
   pg->set_active(5);
   EXPECT_EQ(pg->active(), 5);
+}
+
+TEST_F(metrics_Api, ServiceHandleCountsRejectionsByReason) {
+  Result<ServiceMetrics> pg = metrics_.service("pg");
+  Result<ServiceMetrics> web = metrics_.service("web");
+  ASSERT_TRUE(pg && web);
+  pg->connection_rejected(RejectReason::kMaxConnections);
+  pg->connection_rejected(RejectReason::kMaxConnections);
+  pg->connection_rejected(RejectReason::kNoBackend);
+  web->connection_rejected(RejectReason::kNoBackend);
+  EXPECT_EQ(pg->rejected(RejectReason::kMaxConnections), 2u);
+  EXPECT_EQ(pg->rejected(RejectReason::kNoBackend), 1u);
+  EXPECT_EQ(web->rejected(RejectReason::kMaxConnections), 0u);
+  EXPECT_EQ(web->rejected(RejectReason::kNoBackend), 1u);
+  // A rejection is neither an accepted connection nor an active one.
+  EXPECT_EQ(pg->total(), 0u);
+  EXPECT_EQ(pg->active(), 0);
+  const Snapshot s = snapshot();
+  ASSERT_EQ(s.services.size(), 2u);
+  EXPECT_EQ(s.services[0].name, "pg");
+  EXPECT_EQ(s.services[0].rejected[static_cast<std::size_t>(RejectReason::kMaxConnections)], 2u);
+  EXPECT_EQ(s.services[0].rejected[static_cast<std::size_t>(RejectReason::kNoBackend)], 1u);
+  EXPECT_EQ(s.services[1].rejected[static_cast<std::size_t>(RejectReason::kNoBackend)], 1u);
+}
+
+TEST_F(metrics_Api, RejectionsContinueInTheNextWorkersMapping) {
+  ASSERT_TRUE(metrics_.service("pg"));
+  metrics_.service("pg")->connection_rejected(RejectReason::kNoBackend);
+  // A restarted worker adopts the same segment and looks the service up afresh.
+  Result<MetricsSegment> next =
+      MetricsSegment::adopt(UniqueFd(::fcntl(segment_.fd(), F_DUPFD_CLOEXEC, 0)));
+  ASSERT_TRUE(next) << next.error().message;
+  Metrics next_metrics(*next);
+  Result<ServiceMetrics> pg = next_metrics.service("pg");
+  ASSERT_TRUE(pg);
+  EXPECT_EQ(pg->rejected(RejectReason::kNoBackend), 1u);
+  pg->connection_rejected(RejectReason::kNoBackend);
+  EXPECT_EQ(metrics_.find_service("pg")->rejected(RejectReason::kNoBackend), 2u);
 }
 
 TEST_F(metrics_Api, OneNameOneSlot) {
@@ -163,6 +202,8 @@ TEST(metrics_Labels, WireNames) {
   EXPECT_EQ(label_value(HandoffPhase::kTotal), "total");
   EXPECT_EQ(label_value(HandoffConnectionResult::kBackendReconnected), "backend_reconnected");
   EXPECT_EQ(label_value(WorkerRestartCause::kQuiesceTimeout), "quiesce_timeout");
+  EXPECT_EQ(label_value(RejectReason::kMaxConnections), "max_connections");
+  EXPECT_EQ(label_value(RejectReason::kNoBackend), "no_backend");
   EXPECT_EQ(label_value(static_cast<HandoffPhase>(42)), "unknown");
 }
 
