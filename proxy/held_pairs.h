@@ -35,7 +35,6 @@ class HeldPairs {
   std::vector<repair::LivePair> live_pairs() const;
   // Lifts every pair out (to hand them to a new worker or to close them).
   std::map<uint64_t, HeldPair> take_all() { return std::exchange(pairs_, {}); }
-  void put(uint64_t id, HeldPair pair) { pairs_[id] = std::move(pair); }
   std::map<uint64_t, HeldPair>& pairs() { return pairs_; }
 
   size_t size() const { return pairs_.size(); }

@@ -336,10 +336,11 @@ void Keeper::worker_exited() {
   drain_channel(true);
   const pid_t pid = worker_->pid;
   const bool quiesced = worker_->quiesced;
+  const bool killed_at_deadline = worker_->killed_at_quiesce_deadline;
   worker_->exit_poll.close(nullptr);
   worker_->channel_poll.close(nullptr);
   worker_.reset();
-  quiesce_timer_.get() ? (void)uv_timer_stop(quiesce_timer_.get()) : (void)0;
+  if (quiesce_timer_.initialized()) uv_timer_stop(quiesce_timer_.get());
   const std::string how = status ? describe_exit(*status) : status.error().message;
   if (stopping_ && running_ == Action::kNone) {
     log_->info("keeper: worker {} {}; {} pairs left", pid, how, pairs_.size());
@@ -353,8 +354,9 @@ void Keeper::worker_exited() {
   log_->error("keeper: worker {} {} while serving {} pairs: restarting it", pid, how,
               pairs_.size());
   const bool signaled = status && WIFSIGNALED(*status);
-  metrics_.worker_restarted(signaled ? metrics::WorkerRestartCause::kSignal
-                                     : metrics::WorkerRestartCause::kExit);
+  metrics_.worker_restarted(killed_at_deadline ? metrics::WorkerRestartCause::kQuiesceTimeout
+                            : signaled         ? metrics::WorkerRestartCause::kSignal
+                                               : metrics::WorkerRestartCause::kExit);
   if (running_ == Action::kReload || running_ == Action::kUpgrade) {
     // The handoff it was quiescing for runs again once a new worker serves.
     (running_ == Action::kReload ? reload_requested_ : upgrade_requested_) = true;
@@ -406,6 +408,7 @@ void Keeper::on_timer(uv_timer_t* timer) {
     if (self->worker_) {
       self->log_->error("keeper: worker {} missed its quiesce deadline ({}ms): killing it",
                         self->worker_->pid, self->options_.quiesce_timeout.count());
+      self->worker_->killed_at_quiesce_deadline = true;
       ::kill(self->worker_->pid, SIGKILL);
     }
     return;

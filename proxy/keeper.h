@@ -85,6 +85,7 @@ class Keeper {
     bool ready = false;
     bool quiesced = false;  // kQuiesced arrived: its exit is not a crash
     bool channel_eof = false;
+    bool killed_at_quiesce_deadline = false;
   };
 
   // keeper.cc: life, signals, the worker.
