@@ -339,6 +339,26 @@ TEST_F(ProxyKeeperTest, RandomKillsAlsoDuringUpgradesNeverResetAStream) {
   EXPECT_FALSE(proxy->wait_exit(std::chrono::milliseconds(0)).has_value()) << proxy->log();
 }
 
+TEST_F(ProxyKeeperTest, AClientWhoseBackendConnectWasInFlightIsServedByTheNextWorker) {
+  auto echo = backend(7101);
+  ServiceSpec s;
+  // 198.18.0.9 answers no ARP: a connect to it stays in flight until connect_timeout.
+  s.backends = {"198.18.0.9:7101", "198.18.0.1:7101"};
+  s.extra = "    connect_timeout: 1s\n";
+  start_copy(config_yaml(s));
+  for (int i = 1; i <= 2; ++i) {
+    UniqueFd c = client();  // round robin: the first goes to .9, and so on
+    UniqueFd d = client();
+    ASSERT_TRUE(write_all(c.get(), "ping"));
+    ASSERT_TRUE(write_all(d.get(), "pong"));
+    ::kill(proxy->worker_pid(), SIGKILL);  // one of them is still connecting
+    ASSERT_TRUE(proxy->wait_for_count("crash handoff done", size_t(i)));
+    EXPECT_EQ(read_some(c.get(), 4, std::chrono::seconds(10)).data, "ping");
+    EXPECT_EQ(read_some(d.get(), 4, std::chrono::seconds(10)).data, "pong");
+  }
+  EXPECT_EQ(echo->resets(), 0u);
+}
+
 TEST_F(ProxyKeeperTest, AWorkerWhoseKeeperDiedDrainsItsConnections) {
   auto echo = backend(7101);
   start_copy(config_yaml(ServiceSpec{}));
