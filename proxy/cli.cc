@@ -6,6 +6,7 @@
 
 #include "config/digest.h"
 #include "config/load.h"
+#include "proxy/ctl_client.h"
 #include "proxy/run_command.h"
 #include "proxy/worker_process.h"
 #include "repair/handoff_file.h"
@@ -97,6 +98,8 @@ int run_cli(int argc, char** argv) {
   const CLI::App* run = add_run_command(app, run_options);
   proxy::WorkerProcessArgs worker_args;
   const CLI::App* worker = add_worker_command(app, worker_args);
+  proxy::CtlCommandOptions ctl_options;
+  const CLI::App* ctl = proxy::add_ctl_command(app, ctl_options);
 
   try {
     app.parse(argc, argv);
@@ -107,6 +110,7 @@ int run_cli(int argc, char** argv) {
   if (check->parsed()) return run_check(check_options);
   if (run->parsed()) return proxy::run_command(run_options.config_path);
   if (worker->parsed()) return proxy::run_worker_process(worker_args);
+  if (ctl->parsed()) return proxy::run_ctl_command(ctl_options);
   std::fputs(app.help().c_str(), stdout);
   return kExitOk;
 }
