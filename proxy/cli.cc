@@ -7,6 +7,7 @@
 #include "config/digest.h"
 #include "config/load.h"
 #include "proxy/handoff_command.h"
+#include "proxy/ctl_client.h"
 #include "proxy/run_command.h"
 #include "proxy/worker_process.h"
 #include "repair/handoff_file.h"
@@ -100,6 +101,8 @@ int run_cli(int argc, char** argv) {
   const CLI::App* worker = add_worker_command(app, worker_args);
   proxy::HandoffCommandOptions handoff_options;
   const CLI::App* handoff = proxy::add_handoff_command(app, handoff_options);
+  proxy::CtlCommandOptions ctl_options;
+  const CLI::App* ctl = proxy::add_ctl_command(app, ctl_options);
 
   try {
     app.parse(argc, argv);
@@ -111,6 +114,7 @@ int run_cli(int argc, char** argv) {
   if (run->parsed()) return proxy::run_command(run_options.config_path);
   if (worker->parsed()) return proxy::run_worker_process(worker_args);
   if (handoff->parsed()) return proxy::run_handoff_command(handoff_options);
+  if (ctl->parsed()) return proxy::run_ctl_command(ctl_options);
   std::fputs(app.help().c_str(), stdout);
   return kExitOk;
 }

@@ -80,6 +80,7 @@ Keeper::Keeper(config::Config config, std::string config_path, Logger log,
 
 Keeper::~Keeper() {
   worker_.reset();
+  ctl_.reset();  // its handles close in the uv_run below
   for (auto* h : {&sighup_, &sigusr2_, &sigterm_, &sigint_}) h->close(nullptr);
   quiesce_timer_.close(nullptr);
   respawn_timer_.close(nullptr);
@@ -149,6 +150,7 @@ int Keeper::run() {
     log_->error("keeper: {}", s.error().message);
     return 1;
   }
+  start_ctl();
   if (inherited_.after_exec) {
     metrics_.bump_generation();
     if (inherited_.exec_started_ns > 0) {
@@ -315,12 +317,14 @@ void Keeper::handle_message(Message& m) {
                                std::chrono::steady_clock::now() - action_started_);
         log_->info("reload done: worker {} {}", worker_->pid, m.text);
         running_ = Action::kNone;
+        ctl_finished(true, "reload done: worker " + std::to_string(worker_->pid) + " " + m.text);
       }
       start_next_action();
       return;
     case MessageType::kRestoreFailed:
       log_->error("restore failed: {}; the pairs in {} reset when their lock expires ({}ms)",
                   m.text, restoring_path_, config_.handoff.lock_timeout.count());
+      if (running_ == Action::kUpgrade) ctl_waiters_.restore_failed(m.text);
       return;
     default:
       if (Status s = pairs_.apply(m); !s) log_->error("keeper: {}", s.error().message);
@@ -357,12 +361,17 @@ void Keeper::worker_exited() {
   metrics_.worker_restarted(killed_at_deadline ? metrics::WorkerRestartCause::kQuiesceTimeout
                             : signaled         ? metrics::WorkerRestartCause::kSignal
                                                : metrics::WorkerRestartCause::kExit);
-  if (running_ == Action::kReload || running_ == Action::kUpgrade) {
+  // A worker restoring after the exec belongs to an upgrade that goes on (the next
+  // worker restores the rest); any other death ends the handoff it was part of.
+  if (restoring_path_.empty() && (running_ == Action::kReload || running_ == Action::kUpgrade)) {
     // The handoff it was quiescing for runs again once a new worker serves.
     (running_ == Action::kReload ? reload_requested_ : upgrade_requested_) = true;
     metrics_.record_handoff(running_ == Action::kReload ? metrics::HandoffReason::kReload
                                                         : metrics::HandoffReason::kUpgrade,
                             metrics::HandoffResult::kQuiesceFailed);
+    ctl_finished(false, std::string(running_ == Action::kReload ? "reload" : "upgrade") +
+                            " failed: worker " + std::to_string(pid) + " " + how +
+                            " while quiescing; it runs again once a new worker serves");
     running_ = Action::kNone;
     upgrade_binary_.reset();
   }

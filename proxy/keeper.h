@@ -32,6 +32,8 @@
 #include "metrics/metrics.h"
 #include "metrics/segment.h"
 #include "proxy/control_channel.h"
+#include "proxy/ctl_server.h"
+#include "proxy/ctl_waiters.h"
 #include "proxy/held_pairs.h"
 #include "proxy/logging.h"
 #include "proxy/uv_handle.h"
@@ -61,7 +63,7 @@ struct KeeperOptions {
   std::chrono::milliseconds restart_backoff_max{5000};
 };
 
-class Keeper {
+class Keeper : public CtlHandler {
  public:
   Keeper(config::Config config, std::string config_path, Logger log,
          metrics::MetricsSegment segment, repair::FlowLock lock, KeeperInheritance inherited,
@@ -73,6 +75,11 @@ class Keeper {
   // Opens what was not inherited, spawns the first worker and runs until a SIGTERM's
   // drain has finished. The exit code.
   int run();
+
+  // keeper_ctl.cc: the control socket (`seamless ctl`), <handoff.dir>/ctl.sock.
+  std::string status() override;
+  void reload(CtlDone done) override;
+  void upgrade(CtlDone done) override;
 
  private:
   enum class Action { kNone, kReload, kUpgrade, kStop };
@@ -122,6 +129,11 @@ class Keeper {
   uint64_t queued_bytes() const;
   std::vector<std::string> worker_config_env() const;
 
+  // keeper_ctl.cc: listens (or keeps listening, after an exec) on the control socket.
+  void start_ctl();
+  // The running handoff ended: answers the clients waiting for it.
+  void ctl_finished(bool ok, const std::string& message);
+
   config::Config config_;
   std::string config_path_;
   std::string config_text_;  // what the workers parse: the text that was checked
@@ -155,6 +167,9 @@ class Keeper {
   UvHandle<uv_signal_t> sighup_, sigusr2_, sigterm_, sigint_;
   UvHandle<uv_timer_t> quiesce_timer_;
   UvHandle<uv_timer_t> respawn_timer_;
+
+  std::unique_ptr<CtlServer> ctl_;
+  CtlWaiters ctl_waiters_;
 };
 
 }  // namespace seamless::proxy

@@ -143,6 +143,7 @@ uint64_t Keeper::queued_bytes() const {
 }
 
 void Keeper::begin_reload() {
+  ctl_waiters_.begin(CtlWaiters::Kind::kReload);
   Result<std::string> text = read_text_file(config_path_);
   config::ConfigParse parsed =
       text ? config::parse_config(*text, config_path_) : config::ConfigParse{};
@@ -152,6 +153,9 @@ void Keeper::begin_reload() {
     for (const std::string& e : parsed.errors) log_->error("  {}", e);
     metrics_.record_handoff(metrics::HandoffReason::kReload,
                             metrics::HandoffResult::kPreflightFailed);
+    std::string why = text ? "the config has errors" : text.error().message;
+    for (const std::string& e : parsed.errors) why += "\n" + e;
+    ctl_finished(false, "reload refused, nothing changed: " + why);
     return;
   }
   // Bind what is new before anything stops, so that a port in use changes nothing.
@@ -165,6 +169,8 @@ void Keeper::begin_reload() {
                   fd.error().message);
       metrics_.record_handoff(metrics::HandoffReason::kReload,
                               metrics::HandoffResult::kPreflightFailed);
+      ctl_finished(false, "reload refused, nothing changed: service " + service.name + ": " +
+                              fd.error().message);
       return;
     }
     opened[service.name] = std::move(*fd);
@@ -205,12 +211,14 @@ void Keeper::finish_reload() {
   pending_config_.reset();
   if (Status s = spawn_worker(""); !s) {
     log_->error("reload: cannot start a worker: {}", s.error().message);
+    ctl_finished(false, "reload: cannot start a worker: " + s.error().message);
     running_ = Action::kNone;
     respawn_after_crash();
   }
 }
 
 void Keeper::begin_upgrade() {
+  ctl_waiters_.begin(CtlWaiters::Kind::kUpgrade);
   action_started_ = Clock::now();
   const std::string binary = inherited_.binary_path;
   PreflightRequest request{binary, config_path_, config_.handoff.dir, queued_bytes(),
@@ -220,6 +228,7 @@ void Keeper::begin_upgrade() {
     log_->error("upgrade refused, nothing changed: preflight: {}", exe.error().message);
     metrics_.record_handoff(metrics::HandoffReason::kUpgrade,
                             metrics::HandoffResult::kPreflightFailed);
+    ctl_finished(false, "upgrade refused, nothing changed: preflight: " + exe.error().message);
     return;
   }
   upgrade_binary_ = std::move(*exe);
@@ -271,6 +280,7 @@ void Keeper::finish_upgrade() {
   if (!path) {
     log_->error("upgrade failed, carrying on unchanged: {}", path.error().message);
     metrics_.record_handoff(metrics::HandoffReason::kUpgrade, metrics::HandoffResult::kDumpFailed);
+    ctl_finished(false, "upgrade failed, carrying on unchanged: " + path.error().message);
     running_ = Action::kNone;
     upgrade_binary_.reset();
     if (Status s = spawn_worker(""); !s) respawn_after_crash();
@@ -294,13 +304,17 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   (void)segment_.set_inherit_on_exec(true);
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
-  const std::vector<std::string> env = {
+  std::vector<std::string> env = {
       "SEAMLESS_LISTEN_FDS=" + listen_fds,
       "SEAMLESS_HANDOFF=" + handoff_path,
       "SEAMLESS_BINARY=" + inherited_.binary_path,
       "SEAMLESS_EXEC_STARTED_NS=" + std::to_string(int64_t(now.tv_sec) * 1000000000 + now.tv_nsec),
       std::string(metrics::kFdEnvVar) + "=" + std::to_string(segment_.fd()),
   };
+  // The control socket and the clients waiting for this upgrade go on to the new image.
+  if (ctl_) {
+    for (std::string& e : ctl_->prepare_exec()) env.push_back(std::move(e));
+  }
   std::vector<std::string> env_strings = merged_environment(env);
   std::vector<std::string> argv_strings = {inherited_.binary_path, "run", "--config", config_path_};
   std::vector<char*> argv, envp;
@@ -323,6 +337,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
     errno = ENOEXEC;
   }
   const Error error = Error::from_errno("execveat " + inherited_.binary_path);
+  if (ctl_) ctl_->exec_failed();
   // Still here: every fd is open. Undo the checkpoint and carry on with the live sockets
   // (never restore from the file while the originals live).
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
@@ -343,6 +358,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   metrics_.set_locked_flows(0);
   log_->error("upgrade failed, carrying on unchanged: {}", error.message);
   metrics_.record_handoff(metrics::HandoffReason::kUpgrade, metrics::HandoffResult::kExecFailed);
+  ctl_finished(false, "upgrade failed, carrying on unchanged: " + error.message);
   running_ = Action::kNone;
   upgrade_binary_.reset();
   if (Status s = spawn_worker(""); !s) respawn_after_crash();
@@ -363,6 +379,11 @@ void Keeper::restore_done(const std::string& summary) {
   log_->info("{} handoff done: worker {} {}",
              reason == metrics::HandoffReason::kUpgrade ? "upgrade" : "crash", worker_->pid,
              summary);
+  if (reason == metrics::HandoffReason::kUpgrade) {
+    ctl_finished(true, "upgrade done: keeper " + std::to_string(::getpid()) + " generation " +
+                           std::to_string(metrics_.generation()) + ", worker " +
+                           std::to_string(worker_->pid) + " " + summary);
+  }
   running_ = Action::kNone;
 }
 
