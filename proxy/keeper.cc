@@ -311,6 +311,13 @@ void Keeper::handle_message(Message& m) {
     case MessageType::kReady:
       worker_->ready = true;
       if (!restoring_path_.empty()) restore_done(m.text);
+      if (running_ == Action::kCrash) {
+        metrics_.record_handoff(metrics::HandoffReason::kCrash, metrics::HandoffResult::kSuccess);
+        metrics_.observe_phase(metrics::HandoffPhase::kTotal,
+                               std::chrono::steady_clock::now() - action_started_);
+        log_->info("crash handoff done: worker {} {}", worker_->pid, m.text);
+        running_ = Action::kNone;
+      }
       if (running_ == Action::kReload) {
         metrics_.record_handoff(metrics::HandoffReason::kReload, metrics::HandoffResult::kSuccess);
         metrics_.observe_phase(metrics::HandoffPhase::kTotal,
@@ -422,10 +429,15 @@ void Keeper::on_timer(uv_timer_t* timer) {
     }
     return;
   }
-  // Respawn after a crash: the crash checkpoint, then a worker restoring it.
+  // Respawn after a crash. Nothing touches the held sockets any more, so their counters
+  // are stable without a lock: trim each pair's overhang (DESIGN §3) and let a new
+  // worker adopt them live, as a reload does. No packet is dropped, so no peer backs
+  // off. Only if a trim fails does the keeper fall back to lock, dump and restore.
+  self->action_started_ = std::chrono::steady_clock::now();
+  self->running_ = Action::kCrash;
   std::string path;
-  if (!self->pairs_.empty()) {
-    self->action_started_ = std::chrono::steady_clock::now();
+  if (Status trimmed = self->trim_for_adoption(); !trimmed) {
+    self->log_->error("keeper: {}; falling back to a checkpoint", trimmed.error().message);
     Result<std::string> checkpoint = self->checkpoint(/*trim_overhang=*/true);
     if (checkpoint) {
       path = *checkpoint;

@@ -12,9 +12,10 @@
 //                     worker restores the file. Any failure before the exec: repair
 //                     off, unlock, and a new worker adopts the live sockets.
 //   worker died:      (any exit without a confirmed quiesce) read the channel to EOF,
-//                     lock, trim each pair's overhang (DESIGN §3), dump, and a new
-//                     worker restores — the upgrade path without the exec. Respawns
-//                     back off when the worker keeps dying.
+//                     trim each pair's overhang (DESIGN §3) and a new worker adopts
+//                     the live sockets — no lock, no dump (nothing moves them once the
+//                     worker is gone). Should a trim fail: lock, dump, and a new worker
+//                     restores. Respawns back off when the worker keeps dying.
 //   SIGTERM/INT      close the listeners, the worker drains (drain_timeout), exit 0.
 //
 // Requests that arrive while a handoff runs are coalesced and served after it.
@@ -82,7 +83,7 @@ class Keeper : public CtlHandler {
   void upgrade(CtlDone done) override;
 
  private:
-  enum class Action { kNone, kReload, kUpgrade, kStop };
+  enum class Action { kNone, kReload, kUpgrade, kCrash, kStop };
   struct WorkerChild {
     pid_t pid = -1;
     UniqueFd pidfd;
@@ -123,6 +124,9 @@ class Keeper : public CtlHandler {
   // socket is in repair mode and `path` names the verified file.
   Result<std::string> checkpoint(bool trim_overhang);
   void settle_closed_pairs();
+  // After a crash: every held pair's overhang discarded and its record rebuilt from the
+  // kernel's counters, ready for a new worker to adopt.
+  Status trim_for_adoption();
   void exec_new_image(const std::string& handoff_path);
   void recover_from_restore_crash();
   void restore_done(const std::string& summary);

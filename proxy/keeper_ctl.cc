@@ -16,7 +16,7 @@ std::string Keeper::status() {
     state = "reloading";
   } else if (running_ == Action::kUpgrade) {
     state = "upgrading";
-  } else if (!worker_) {
+  } else if (!worker_ || running_ == Action::kCrash) {
     state = "restarting the worker";
   } else if (!restoring_path_.empty()) {
     state = "restoring after a worker crash";

@@ -130,6 +130,20 @@ void Keeper::settle_closed_pairs() {
   }
 }
 
+Status Keeper::trim_for_adoption() {
+  settle_closed_pairs();
+  repair::Sys sys;
+  for (auto& [id, pair] : pairs_.pairs()) {
+    const repair::LivePair live{pair.client.get(), pair.backend.get(), pair.record};
+    repair::PairRecord record = pair.record;
+    if (Status s = trim_overhang(sys, live, record); !s) {
+      return s.error().context("pair " + std::to_string(id) + ": trimming the overhang");
+    }
+    pair.record = std::move(record);
+  }
+  return {};
+}
+
 uint64_t Keeper::queued_bytes() const {
   uint64_t total = 0;
   for (const repair::LivePair& p : pairs_.live_pairs()) {
