@@ -19,8 +19,8 @@ struct Spread {
 };
 
 struct Summary {
-  Spread stall;     // largest gap between deliveries, upgrade window
-  Spread latency;   // largest delivery latency, upgrade window
+  Spread stall;     // largest gap between deliveries, handoff window
+  Spread latency;   // largest delivery latency, handoff window
   Spread baseline;  // largest gap between deliveries, baseline window (resolution)
   uint64_t bytes = 0;
 };
@@ -36,13 +36,14 @@ struct TcpCounters {
 TcpCounters parse_tcp_counters(const std::string& snmp_and_netstat);
 
 struct RunResult {
+  Event event = Event::kUpgrade;
   TrafficOptions options;
   Summary down;      // client receiving
   Summary up;        // backend receiving
   Summary combined;  // per connection, the worse of its two directions
   std::map<std::string, PhaseSeconds> phases;
   LogTimeline timeline;
-  TcpCounters tcp;           // during the upgrade window
+  TcpCounters tcp;           // during the handoff window
   TcpCounters tcp_baseline;  // during the baseline window
   double baseline_gap_end_ms = -1;  // median end of the worst baseline gap, after its start
   double window_ms = 0;

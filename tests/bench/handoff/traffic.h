@@ -38,7 +38,8 @@
 
 namespace seamless::bench {
 
-enum Phase : int { kWarmup = 0, kBaseline = 1, kUpgrade = 2, kAfter = 3, kPhaseCount = 4 };
+// kHandoff: from the signal (SIGUSR2 or the SIGKILL) until every direction delivered again.
+enum Phase : int { kWarmup = 0, kBaseline = 1, kHandoff = 2, kAfter = 3, kPhaseCount = 4 };
 enum Direction : int { kUp = 0, kDown = 1 };
 
 // CLOCK_MONOTONIC in nanoseconds.
