@@ -80,7 +80,7 @@ TcpCounters parse_tcp_counters(const std::string& text) {
     while (n >> name && v >> value) values[group + name] = std::stoll(value);
   }
   return {values["Tcp:RetransSegs"], values["Tcp:OutRsts"], values["Tcp:EstabResets"],
-          values["TcpExt:TCPTimeouts"]};
+          values["TcpExt:TCPTimeouts"], values["TcpExt:TCPLossProbes"]};
 }
 
 Summary side_summary(const std::vector<DirectionStats>& stats) {
@@ -148,10 +148,11 @@ void print_run_details(FILE* out, const RunResult& r) {
     if (v.count > 0) std::fprintf(out, " %s %.1f (n=%.0f)", phase.c_str(), v.sum * 1000, v.count);
   }
   std::fprintf(out,
-               "\n  bench-side TCP during the window: %lld retransmitted segments, %lld RTO "
-               "timeouts, %lld resets sent, %lld established resets (a new worker's first health "
+               "\n  bench-side TCP during the window: %lld retransmitted segments (%lld tail loss "
+               "probes), %lld RTO timeouts, %lld resets sent, %lld established resets (a new worker's first health "
                "probe closes with RST: 1 is expected; stream resets count as stream errors)\n",
-               r.tcp.retrans, r.tcp.timeouts, r.tcp.out_rsts, r.tcp.estab_resets);
+               r.tcp.retrans, r.tcp.loss_probes, r.tcp.timeouts, r.tcp.out_rsts,
+               r.tcp.estab_resets);
   std::fprintf(out,
                "  baseline: %lld retransmitted segments, %lld RTO timeouts; its worst gaps ended "
                "%.0f ms into it (median)\n",

@@ -28,9 +28,10 @@ struct Summary {
 // Counters of the bench's namespace, /proc/net/snmp and netstat.
 struct TcpCounters {
   long long retrans = 0, out_rsts = 0, estab_resets = 0, timeouts = 0;
+  long long loss_probes = 0;  // tail loss probes (TcpExt:TCPLossProbes), part of retrans
   TcpCounters minus(const TcpCounters& o) const {
     return {retrans - o.retrans, out_rsts - o.out_rsts, estab_resets - o.estab_resets,
-            timeouts - o.timeouts};
+            timeouts - o.timeouts, loss_probes - o.loss_probes};
   }
 };
 TcpCounters parse_tcp_counters(const std::string& snmp_and_netstat);
