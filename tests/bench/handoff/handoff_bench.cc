@@ -230,14 +230,16 @@ void trigger(const SeamlessRun& seamless, Event event, size_t log_from) {
 // take the path it was meant to (an upgrade that fell back to the crash path, a crash
 // recovery that could not checkpoint or restore every pair).
 std::vector<std::string> bad_log_lines(const std::string& log, Event event) {
-  std::vector<const char*> bad = {"keeper link broken", "restore failed", "restore: ",
-                                  "cannot start a worker", "crash loop",
-                                  "crash checkpoint failed", "upgrade failed"};
+  std::vector<const char*> bad = {
+      "keeper link broken", "restore failed",          "restore: ",     "cannot start a worker",
+      "crash loop",         "crash checkpoint failed", "upgrade failed"};
   bad.push_back(event == Event::kUpgrade ? "crash handoff done" : "upgrade handoff done");
   if (event == Event::kUpgrade) bad.push_back("while serving");
   std::vector<std::string> found;
   for (const char* b : bad) {
-    if (log.find(b) != std::string::npos) found.push_back(std::string("seamless logged \"") + b + "\"");
+    if (log.find(b) != std::string::npos) {
+      found.push_back(std::string("seamless logged \"") + b + "\"");
+    }
   }
   if (event == Event::kCrash) {
     size_t deaths = 0;
@@ -380,8 +382,8 @@ RunResult run_and_clean(const Args& args, size_t n, Event event) {
     ~RemovePid() {
       if (!args.out.empty()) std::filesystem::remove(args.out + "/" + file);
     }
-  } remove_pid{args, "seamless-" + std::string(event_name(event)) + "-" + std::to_string(n) +
-                         ".pid"};
+  } remove_pid{args,
+               "seamless-" + std::string(event_name(event)) + "-" + std::to_string(n) + ".pid"};
   return run_one(args, n, event);
 }
 

@@ -149,8 +149,9 @@ void print_run_details(FILE* out, const RunResult& r) {
   }
   std::fprintf(out,
                "\n  bench-side TCP during the window: %lld retransmitted segments (%lld tail loss "
-               "probes), %lld RTO timeouts, %lld resets sent, %lld established resets (a new worker's first health "
-               "probe closes with RST: 1 is expected; stream resets count as stream errors)\n",
+               "probes), %lld RTO timeouts, %lld resets sent, %lld established resets (a new "
+               "worker's first health probe closes with RST: 1 is expected; stream resets count "
+               "as stream errors)\n",
                r.tcp.retrans, r.tcp.loss_probes, r.tcp.timeouts, r.tcp.out_rsts,
                r.tcp.estab_resets);
   std::fprintf(out,
@@ -195,15 +196,14 @@ void write_tsv(const std::string& path, const std::vector<RunResult>& results) {
          "\texec\trestore\tfinish\tdone\tm_dump\tm_exec\tm_restore\tm_total\terrors\n";
   for (const RunResult& r : results) {
     const Timeline t = timeline_of(r.event, r.timeline);
-    out << event_name(r.event) << '\t' << r.options.connections << '\t' << r.options.interval_ms << '\t' << r.combined.stall.max
-        << '\t' << r.combined.stall.p99 << '\t' << r.down.stall.max << '\t' << r.down.stall.p99
-        << '\t' << r.up.stall.max << '\t' << r.up.stall.p99 << '\t' << r.combined.latency.max
-        << '\t' << r.combined.latency.p99 << '\t' << r.combined.baseline.max << '\t'
-        << r.combined.baseline.p99 << '\t' << t.preflight << '\t' << t.stop << '\t'
-        << t.checkpoint << '\t' << t.exec << '\t' << t.restore << '\t' << t.finish << '\t'
-        << t.done << '\t' << phase_ms(r, "dump") << '\t' << phase_ms(r, "exec") << '\t'
-        << phase_ms(r, "restore") << '\t' << phase_ms(r, "total") << '\t' << r.error_count
-        << '\n';
+    out << event_name(r.event) << '\t' << r.options.connections << '\t' << r.options.interval_ms
+        << '\t' << r.combined.stall.max << '\t' << r.combined.stall.p99 << '\t' << r.down.stall.max
+        << '\t' << r.down.stall.p99 << '\t' << r.up.stall.max << '\t' << r.up.stall.p99 << '\t'
+        << r.combined.latency.max << '\t' << r.combined.latency.p99 << '\t'
+        << r.combined.baseline.max << '\t' << r.combined.baseline.p99 << '\t' << t.preflight << '\t'
+        << t.stop << '\t' << t.checkpoint << '\t' << t.exec << '\t' << t.restore << '\t' << t.finish
+        << '\t' << t.done << '\t' << phase_ms(r, "dump") << '\t' << phase_ms(r, "exec") << '\t'
+        << phase_ms(r, "restore") << '\t' << phase_ms(r, "total") << '\t' << r.error_count << '\n';
   }
 }
 
