@@ -16,7 +16,7 @@
 //
 //   handoff_bench --seamless BUILD/proxy/seamless [--connections 100,1000,5000]
 //                 [--event upgrade|crash|upgrade,crash] [--interval-ms auto|N]
-//                 [--chunk 64] [--baseline-ms 2000] [--connect-window 4]
+//                 [--chunk 64] [--nodelay on|off] [--baseline-ms 2000] [--connect-window 4]
 //                 [--autogroup-nice N] [--perf PREFIX] [--out DIR]
 //
 // Runs go by connection count, then event (upgrade 100, crash 100, upgrade 1000, ...).
@@ -65,6 +65,7 @@ struct Args {
   std::vector<Event> events = {Event::kUpgrade};
   int interval_ms = 0;  // 0 = auto
   size_t chunk = 64;
+  bool nodelay = false;
   int baseline_ms = 2000;
   size_t connect_window = 4;  // connections opened but not yet at the backend
   std::optional<int> autogroup_nice;
@@ -76,6 +77,7 @@ struct Args {
   std::fprintf(stderr,
                "handoff_bench: %s\nusage: handoff_bench --seamless PATH [--connections "
                "100,1000,5000] [--event upgrade,crash] [--interval-ms auto|N] [--chunk BYTES] "
+               "[--nodelay on|off] "
                "[--baseline-ms MS] [--connect-window N] [--autogroup-nice N] [--perf PREFIX] "
                "[--out DIR]\n",
                why.c_str());
@@ -110,6 +112,8 @@ Args parse_args(int argc, char** argv) {
       }
     } else if (flag == "--interval-ms") {
       a.interval_ms = value == "auto" ? 0 : std::stoi(value);
+    } else if (flag == "--nodelay") {
+      a.nodelay = value == "1" || value == "on";
     } else if (flag == "--chunk") {
       a.chunk = std::stoul(value);
     } else if (flag == "--perf") {
@@ -256,6 +260,7 @@ RunResult run_one(const Args& args, size_t n, Event event) {
   options.connections = n;
   options.interval_ms = args.interval_ms > 0 ? args.interval_ms : auto_interval_ms(n);
   options.chunk = args.chunk;
+  options.nodelay = args.nodelay;
   RunResult result;
   result.event = event;
   result.options = options;

@@ -116,8 +116,9 @@ Summary combined_summary(const std::vector<DirectionStats>& a,
 
 void print_run_details(FILE* out, const RunResult& r) {
   const size_t n = r.options.connections;
-  std::fprintf(out, "  %s, %zu connections, a %zu-byte write every %d ms per direction\n",
-               event_name(r.event), n, r.options.chunk, r.options.interval_ms);
+  std::fprintf(out, "  %s, %zu connections, a %zu-byte write every %d ms per direction%s\n",
+               event_name(r.event), n, r.options.chunk, r.options.interval_ms,
+               r.options.nodelay ? ", TCP_NODELAY" : "");
   for (auto [name, s] : {std::pair{"client receiving ", &r.down},
                          std::pair{"backend receiving", &r.up}}) {
     std::fprintf(out,

@@ -50,6 +50,9 @@ struct TrafficOptions {
   int interval_ms = 5;
   size_t chunk = 64;
   size_t ring = 256;
+  // TCP_NODELAY on every bench socket. Off by default: with Nagle a sender whose last
+  // segment is unacknowledged holds its next small writes instead of sending them.
+  bool nodelay = false;
 };
 
 struct DirectionStats {
@@ -123,6 +126,7 @@ class TrafficSide {
   void on_readable(Conn& c);
   void send_slot(size_t slot, int64_t now);
   void fail(Conn& c, const std::string& what);
+  void set_nodelay(int fd) const;
   Direction in_dir() const { return role_ == Role::kClient ? kDown : kUp; }
   Direction out_dir() const { return role_ == Role::kClient ? kUp : kDown; }
 
