@@ -1,23 +1,28 @@
 // handoff_bench: how long busy connections stall while seamless upgrades itself
-// (SIGUSR2 to the keeper), and where the handoff spends that time.
+// (SIGUSR2 to the keeper) or recovers from its worker's crash (SIGKILL to the worker),
+// and where the handoff spends that time.
 //
-// For each N: a fresh pair of namespaces (bench in one, seamless in the other), a
-// `seamless run` from a private copy of the binary, N connections through it to the
-// bench's backend, each writing a small chunk every interval in both directions and
-// verifying every byte it receives (traffic.h). After a warm-up and a baseline window,
-// SIGUSR2; the upgrade window lasts until every direction of every connection has
-// delivered again after "upgrade handoff done". Per connection and direction the
-// receiver records the largest gap between deliveries (the stall) and the largest
-// delivery latency; the keeper's phase histograms are scraped from /metrics and its
-// log lines give the timeline. Needs root. Prints a table; with --out, also writes
+// For each N and each event: a fresh pair of namespaces (bench in one, seamless in the
+// other), a `seamless run` from a private copy of the binary, N connections through it
+// to the bench's backend, each writing a small chunk every interval in both directions
+// and verifying every byte it receives (traffic.h). After a warm-up and a baseline
+// window, the event: SIGUSR2 to the keeper (upgrade) or SIGKILL to the worker (crash);
+// the handoff window lasts until every direction of every connection has delivered
+// again after "upgrade handoff done" / "crash handoff done". Per connection and
+// direction the receiver records the largest gap between deliveries (the stall) and
+// the largest delivery latency; the keeper's phase histograms are scraped from
+// /metrics and its log lines give the timeline. Needs root. Prints a table; with --out, also writes
 // results.tsv and each run's log and metrics there (run.sh plots them).
 //
 //   handoff_bench --seamless BUILD/proxy/seamless [--connections 100,1000,5000]
-//                 [--interval-ms auto|N] [--chunk 64] [--baseline-ms 2000]
-//                 [--connect-window 4] [--autogroup-nice N] [--perf PREFIX] [--out DIR]
+//                 [--event upgrade|crash|upgrade,crash] [--interval-ms auto|N]
+//                 [--chunk 64] [--nodelay on|off] [--baseline-ms 2000] [--connect-window 4]
+//                 [--autogroup-nice N] [--perf PREFIX] [--out DIR]
 //
+// Runs go by connection count, then event (upgrade 100, crash 100, upgrade 1000, ...).
 // --perf PREFIX records the whole machine (perf record -a -g) from just before the
-// signal for 4 s into PREFIX-N.data: `perf report -i PREFIX-N.data --comm seamless`.
+// signal for 4 s into PREFIX-EVENT-N.data: `perf report -i PREFIX-crash-1000.data
+// --comm seamless`.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -57,20 +62,24 @@ constexpr uint16_t kMetricsPort = 9100;
 struct Args {
   std::string seamless;
   std::vector<size_t> connections = {100, 1000, 5000};
+  std::vector<Event> events = {Event::kUpgrade};
   int interval_ms = 0;  // 0 = auto
   size_t chunk = 64;
+  bool nodelay = false;
   int baseline_ms = 2000;
   size_t connect_window = 4;  // connections opened but not yet at the backend
   std::optional<int> autogroup_nice;
-  std::string perf_out;  // perf record -a -g around the upgrade, into <perf_out>-N.data
+  std::string perf_out;  // perf record -a -g around the event, into <perf_out>-EVENT-N.data
   std::string out;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr,
                "handoff_bench: %s\nusage: handoff_bench --seamless PATH [--connections "
-               "100,1000,5000] [--interval-ms auto|N] [--chunk BYTES] [--baseline-ms MS] "
-               "[--connect-window N] [--autogroup-nice N] [--perf PREFIX] [--out DIR]\n",
+               "100,1000,5000] [--event upgrade,crash] [--interval-ms auto|N] [--chunk BYTES] "
+               "[--nodelay on|off] "
+               "[--baseline-ms MS] [--connect-window N] [--autogroup-nice N] [--perf PREFIX] "
+               "[--out DIR]\n",
                why.c_str());
   std::exit(2);
 }
@@ -91,8 +100,20 @@ Args parse_args(int argc, char** argv) {
         a.connections.push_back(std::stoul(value.substr(at, comma - at)));
         at = comma + 1;
       }
+    } else if (flag == "--event") {
+      a.events.clear();
+      for (size_t at = 0; at <= value.size();) {
+        size_t comma = value.find(',', at);
+        if (comma == std::string::npos) comma = value.size();
+        const std::optional<Event> e = parse_event(value.substr(at, comma - at));
+        if (!e) usage("--event takes upgrade, crash or both: " + value);
+        a.events.push_back(*e);
+        at = comma + 1;
+      }
     } else if (flag == "--interval-ms") {
       a.interval_ms = value == "auto" ? 0 : std::stoi(value);
+    } else if (flag == "--nodelay") {
+      a.nodelay = value == "1" || value == "on";
     } else if (flag == "--chunk") {
       a.chunk = std::stoul(value);
     } else if (flag == "--perf") {
@@ -192,18 +213,63 @@ void save(const std::string& out, const std::string& name, const std::string& te
   std::ofstream(out + "/" + name) << text;
 }
 
-RunResult run_one(const Args& args, size_t n) {
+// Sends the event and waits for its "handoff done" line.
+void trigger(const SeamlessRun& seamless, Event event, size_t log_from) {
+  if (event == Event::kUpgrade) {
+    seamless.signal(SIGUSR2);
+  } else {
+    // The keeper's one child between handoffs is the worker; found just now, so that
+    // it is still the worker that started serving these connections.
+    const pid_t worker = seamless.worker_pid();
+    if (::kill(worker, SIGKILL) != 0) {
+      throw std::runtime_error("kill worker " + std::to_string(worker) + ": " +
+                               std::strerror(errno));
+    }
+  }
+  seamless.wait_for_log(std::string(event_name(event)) + " handoff done", milliseconds(120000),
+                        log_from);
+}
+
+// What must not appear in seamless's log during the run: signs that the event did not
+// take the path it was meant to (an upgrade that fell back to the crash path, a crash
+// recovery that could not checkpoint or restore every pair).
+std::vector<std::string> bad_log_lines(const std::string& log, Event event) {
+  std::vector<const char*> bad = {
+      "keeper link broken", "restore failed",          "restore: ",     "cannot start a worker",
+      "crash loop",         "crash checkpoint failed", "upgrade failed"};
+  bad.push_back(event == Event::kUpgrade ? "crash handoff done" : "upgrade handoff done");
+  if (event == Event::kUpgrade) bad.push_back("while serving");
+  std::vector<std::string> found;
+  for (const char* b : bad) {
+    if (log.find(b) != std::string::npos) {
+      found.push_back(std::string("seamless logged \"") + b + "\"");
+    }
+  }
+  if (event == Event::kCrash) {
+    size_t deaths = 0;
+    for (size_t at = 0; (at = log.find("while serving", at)) != std::string::npos; ++at) ++deaths;
+    if (deaths != 1) {
+      found.push_back("seamless logged " + std::to_string(deaths) + " worker deaths, not one");
+    }
+  }
+  return found;
+}
+
+RunResult run_one(const Args& args, size_t n, Event event) {
   TrafficOptions options;
   options.connections = n;
   options.interval_ms = args.interval_ms > 0 ? args.interval_ms : auto_interval_ms(n);
   options.chunk = args.chunk;
+  options.nodelay = args.nodelay;
   RunResult result;
+  result.event = event;
   result.options = options;
+  const std::string tag = std::string(event_name(event)) + "-" + std::to_string(n);
 
   Topology topo;
   SeamlessRun seamless(topo.host(), args.seamless, config_yaml());
   // For run.sh, should this bench die before its destructors run.
-  save(args.out, "seamless-" + std::to_string(n) + ".pid", std::to_string(seamless.pid()));
+  save(args.out, "seamless-" + tag + ".pid", std::to_string(seamless.pid()));
   seamless.wait_for_log("worker ready", milliseconds(15000));
 
   TrafficState state(options);
@@ -242,7 +308,7 @@ RunResult run_one(const Args& args, size_t n) {
   const size_t log_from = seamless.log().size();
   pid_t perf = -1;
   if (!args.perf_out.empty()) {
-    const std::string file = args.perf_out + "-" + std::to_string(n) + ".data";
+    const std::string file = args.perf_out + "-" + tag + ".data";
     std::vector<std::string> words = {"perf", "record", "-q", "-F", "4000", "-a", "-g",
                                       "-o",   file,     "--", "sleep", "4"};
     std::vector<char*> argv;
@@ -251,11 +317,10 @@ RunResult run_one(const Args& args, size_t n) {
     if (::posix_spawnp(&perf, "perf", nullptr, nullptr, argv.data(), environ) != 0) perf = -1;
     std::this_thread::sleep_for(milliseconds(300));  // let it start sampling
   }
-  state.phase = kUpgrade;
+  state.phase = kHandoff;
   const int64_t signal_wall = wall_ms();
   const int64_t signal_mono = now_ns();
-  seamless.signal(SIGUSR2);
-  seamless.wait_for_log("upgrade handoff done", milliseconds(120000), log_from);
+  trigger(seamless, event, log_from);
   const int64_t done_mono = now_ns();
   // The window closes once every direction of every live connection has delivered
   // after the handoff was seen done (so each stall ended inside the window).
@@ -284,14 +349,12 @@ RunResult run_one(const Args& args, size_t n) {
                        std::to_string(kMetricsPort) + "/metrics");
   result.phases = parse_phase_metrics(metrics);
   const std::string log = seamless.log();
-  result.timeline = parse_log_timeline(log, signal_wall);
-  // The upgrade must have been one: a worker that lost its link exits 1 on quiesce
-  // and the keeper then runs the crash path instead.
-  for (const char* bad : {"keeper link broken", "crash handoff done", "upgrade failed"}) {
-    if (log.find(bad) != std::string::npos) {
-      result.errors.push_back(std::string("seamless logged \"") + bad + "\"");
-      ++result.error_count;
-    }
+  result.timeline = parse_log_timeline(log, signal_wall, event);
+  // The event must have taken its own path: e.g. a worker that lost its link exits 1 on
+  // quiesce and the keeper then runs the crash path instead of the upgrade.
+  for (const std::string& bad : bad_log_lines(log, event)) {
+    result.errors.push_back(bad);
+    ++result.error_count;
   }
   for (TrafficSide* side : {&client, &backend}) {
     for (const std::string& e : side->errors()) result.errors.push_back(e);
@@ -312,22 +375,21 @@ RunResult run_one(const Args& args, size_t n) {
   result.down = side_summary(client.stats());
   result.up = side_summary(backend.stats());
   result.combined = combined_summary(client.stats(), backend.stats());
-  save(args.out, "seamless-" + std::to_string(n) + ".log", log);
-  save(args.out, "metrics-" + std::to_string(n) + ".txt", metrics);
+  save(args.out, "seamless-" + tag + ".log", log);
+  save(args.out, "metrics-" + tag + ".txt", metrics);
   return result;  // sockets close, then seamless stops, then the namespaces go
 }
 
-RunResult run_and_clean(const Args& args, size_t n) {
+RunResult run_and_clean(const Args& args, size_t n, Event event) {
   struct RemovePid {
     const Args& args;
-    size_t n;
+    std::string file;
     ~RemovePid() {
-      if (!args.out.empty()) {
-        std::filesystem::remove(args.out + "/seamless-" + std::to_string(n) + ".pid");
-      }
+      if (!args.out.empty()) std::filesystem::remove(args.out + "/" + file);
     }
-  } remove_pid{args, n};
-  return run_one(args, n);
+  } remove_pid{args,
+               "seamless-" + std::string(event_name(event)) + "-" + std::to_string(n) + ".pid"};
+  return run_one(args, n, event);
 }
 
 // With autogroup scheduling (kernel.sched_autogroup_enabled), CPU is shared between
@@ -363,16 +425,20 @@ int main(int argc, char** argv) {
   std::vector<RunResult> results;
   int rc = 0;
   for (size_t n : args.connections) {
-    std::fprintf(stderr, "handoff_bench: %zu connections ...\n", n);
-    try {
-      results.push_back(run_and_clean(args, n));
-      print_run_details(stderr, results.back());
-      if (!results.back().errors.empty() || !results.back().resumed) rc = 1;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "handoff_bench: %zu connections: %s\n", n, e.what());
-      rc = 1;
+    for (Event event : args.events) {
+      std::fprintf(stderr, "handoff_bench: %s, %zu connections ...\n", event_name(event), n);
+      try {
+        results.push_back(run_and_clean(args, n, event));
+        print_run_details(stderr, results.back());
+        if (!results.back().errors.empty() || !results.back().resumed) rc = 1;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "handoff_bench: %s, %zu connections: %s\n", event_name(event), n,
+                     e.what());
+        rc = 1;
+      }
       if (interrupted()) break;
     }
+    if (interrupted()) break;
   }
   print_table(stdout, results);
   if (!args.out.empty()) write_tsv(args.out + "/results.tsv", results);

@@ -42,6 +42,14 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
+const char* event_name(Event e) { return e == Event::kCrash ? "crash" : "upgrade"; }
+
+std::optional<Event> parse_event(const std::string& name) {
+  if (name == "upgrade") return Event::kUpgrade;
+  if (name == "crash") return Event::kCrash;
+  return std::nullopt;
+}
+
 void install_interrupt_handlers() {
   struct sigaction sa{};
   sa.sa_handler = &on_interrupt;
@@ -170,6 +178,19 @@ void SeamlessRun::signal(int signum) const {
   if (pid_ > 0 && !exited_) ::kill(pid_, signum);
 }
 
+pid_t SeamlessRun::worker_pid() const {
+  const std::string path =
+      "/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children";
+  std::istringstream children(read_file(path));
+  std::vector<pid_t> pids;
+  for (pid_t p; children >> p;) pids.push_back(p);
+  if (pids.size() != 1) {
+    throw std::runtime_error("the keeper " + std::to_string(pid_) + " has " +
+                             std::to_string(pids.size()) + " children, not one worker");
+  }
+  return pids.front();
+}
+
 int SeamlessRun::stop(std::chrono::milliseconds timeout) {
   if (pid_ <= 0 || exited_) return 0;
   ::kill(pid_, SIGTERM);
@@ -230,10 +251,14 @@ int64_t line_wall_ms(const std::string& line) {
 
 }  // namespace
 
-LogTimeline parse_log_timeline(const std::string& log, int64_t start_wall_ms) {
+LogTimeline parse_log_timeline(const std::string& log, int64_t start_wall_ms, Event event) {
   LogTimeline t;
   std::istringstream lines(log);
-  bool after_exec = false;
+  const bool crash = event == Event::kCrash;
+  const char* done_text = crash ? "crash handoff done" : "upgrade handoff done";
+  // Marks of the new generation only count once the old one has handed over: after
+  // the exec (upgrade), after the crash checkpoint (crash).
+  bool handed_over = false;
   for (std::string line; std::getline(lines, line);) {
     const int64_t ms = line_wall_ms(line);
     // Log times are truncated to the ms: a line of the signal's own ms counts.
@@ -244,17 +269,27 @@ LogTimeline parse_log_timeline(const std::string& log, int64_t start_wall_ms) {
     };
     first(t.preflight_done, "passed preflight");
     first(t.quiesced, "quiesced: handing over");
+    if (t.worker_died < 0 && line.find("while serving") != std::string::npos) {
+      t.worker_died = at;
+      t.died_line = line;
+    }
     if (t.checkpoint_done < 0 && line.find("checkpoint: ") != std::string::npos) {
       t.checkpoint_done = at;
       t.checkpoint_line = line;
       const size_t in = line.rfind(" in ");
       if (in != std::string::npos) t.checkpoint_ms = std::strtod(line.c_str() + in + 4, nullptr);
+      if (crash) {
+        handed_over = true;
+        continue;  // the checkpoint line itself is no worker's
+      }
     }
     first(t.exec, "upgrade: exec");
-    if (line.find("upgrade: exec") != std::string::npos) after_exec = true;
-    if (after_exec && line.find("(generation") != std::string::npos) first(t.new_keeper, "running");
-    if (after_exec) first(t.worker_ready, " ready: ");
-    if (t.done < 0 && line.find("upgrade handoff done") != std::string::npos) {
+    if (!crash && line.find("upgrade: exec") != std::string::npos) handed_over = true;
+    if (!crash && handed_over && line.find("(generation") != std::string::npos) {
+      first(t.new_keeper, "running");
+    }
+    if (handed_over) first(t.worker_ready, " ready: ");
+    if (t.done < 0 && line.find(done_text) != std::string::npos) {
       t.done = at;
       t.done_line = line;
     }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "base/unique_fd.h"
@@ -21,6 +22,15 @@ namespace seamless::bench {
 // Set by SIGINT/SIGTERM: every wait gives up and the run unwinds.
 void install_interrupt_handlers();
 bool interrupted();
+
+// What the bench does to seamless once the baseline is recorded.
+//   kUpgrade  SIGUSR2 to the keeper; ends with "upgrade handoff done".
+//   kCrash    SIGKILL to the worker; the keeper checkpoints and a new worker restores,
+//             ending with "crash handoff done".
+enum class Event { kUpgrade, kCrash };
+const char* event_name(Event e);
+// "upgrade" or "crash"; nullopt for anything else.
+std::optional<Event> parse_event(const std::string& name);
 
 // Runs `command` through /bin/sh; throws when it fails.
 void must_sh(const std::string& command);
@@ -76,6 +86,9 @@ class SeamlessRun {
   void wait_for_log(const std::string& text, std::chrono::milliseconds timeout,
                     size_t from = 0) const;
   void signal(int signum) const;
+  // The keeper's only child, from /proc/<keeper>/task/<keeper>/children; throws unless
+  // there is exactly one (outside a handoff that is the worker).
+  pid_t worker_pid() const;
   // SIGTERM and wait; the exit status (128+N for signal N), or -1 if it had to be killed.
   int stop(std::chrono::milliseconds timeout);
 
@@ -98,16 +111,17 @@ std::map<std::string, PhaseSeconds> parse_phase_metrics(const std::string& page)
 // The handoff as the keeper's and workers' log lines tell it, in ms after `start`
 // (a wall-clock time in ms since the epoch; log times have ms resolution); -1 = absent.
 struct LogTimeline {
-  double preflight_done = -1;   // "passed preflight"
-  double quiesced = -1;         // "quiesced: handing over"
+  double preflight_done = -1;   // upgrade: "passed preflight"
+  double quiesced = -1;         // upgrade: "quiesced: handing over"
+  double worker_died = -1;      // crash: "keeper: worker P killed ... while serving N pairs"
   double checkpoint_done = -1;  // "checkpoint: N pairs ..."
-  double exec = -1;             // "upgrade: exec"
-  double new_keeper = -1;       // "keeper P running (generation 2)"
+  double exec = -1;             // upgrade: "upgrade: exec"
+  double new_keeper = -1;       // upgrade: "keeper P running (generation 2)"
   double worker_ready = -1;     // "worker P ready: ..." of the restoring worker
-  double done = -1;             // "upgrade handoff done"
+  double done = -1;             // "upgrade handoff done" / "crash handoff done"
   double checkpoint_ms = -1;    // "... in X ms" of the checkpoint line
-  std::string checkpoint_line, done_line;
+  std::string died_line, checkpoint_line, done_line;
 };
-LogTimeline parse_log_timeline(const std::string& log, int64_t start_wall_ms);
+LogTimeline parse_log_timeline(const std::string& log, int64_t start_wall_ms, Event event);
 
 }  // namespace seamless::bench

@@ -30,11 +30,25 @@ double phase_ms(const RunResult& r, const std::string& phase) {
 // Log-derived durations in ms: the span between two timeline marks, -1 if one is absent.
 double span(double from, double to) { return from < 0 || to < 0 ? -1 : to - from; }
 
+// The handoff in consecutive spans (ms). `stop` is how long the old worker took to
+// stop forwarding for good: upgrade, preflight passed -> quiesced; crash, SIGKILL ->
+// the keeper logged the death (reaped, channel drained). `checkpoint` runs from there
+// to the checkpoint line; `exec` (upgrade only) to the new keeper's start; `restore`
+// to the restoring worker's "ready" (its spawn included); `finish` to "handoff done".
 struct Timeline {
-  double preflight, quiesce, checkpoint, exec, restore, finish, done;
+  double preflight, stop, checkpoint, exec, restore, finish, done;
 };
 
-Timeline timeline_of(const LogTimeline& t) {
+Timeline timeline_of(Event event, const LogTimeline& t) {
+  if (event == Event::kCrash) {
+    return {-1,
+            t.worker_died,
+            span(t.worker_died, t.checkpoint_done),
+            -1,
+            span(t.checkpoint_done, t.worker_ready),
+            span(t.worker_ready, t.done),
+            t.done};
+  }
   return {t.preflight_done,
           span(t.preflight_done, t.quiesced),
           span(t.quiesced, t.checkpoint_done),
@@ -42,6 +56,14 @@ Timeline timeline_of(const LogTimeline& t) {
           span(t.new_keeper, t.worker_ready),
           span(t.worker_ready, t.done),
           t.done};
+}
+
+// "12 ms", or "–" for a span that does not apply (or was not logged).
+std::string ms_cell(double ms) {
+  if (ms < 0) return "–";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.0f ms", ms);
+  return buf;
 }
 
 }  // namespace
@@ -58,15 +80,15 @@ TcpCounters parse_tcp_counters(const std::string& text) {
     while (n >> name && v >> value) values[group + name] = std::stoll(value);
   }
   return {values["Tcp:RetransSegs"], values["Tcp:OutRsts"], values["Tcp:EstabResets"],
-          values["TcpExt:TCPTimeouts"]};
+          values["TcpExt:TCPTimeouts"], values["TcpExt:TCPLossProbes"]};
 }
 
 Summary side_summary(const std::vector<DirectionStats>& stats) {
   std::vector<int64_t> gap, latency, baseline;
   Summary s;
   for (const DirectionStats& d : stats) {
-    gap.push_back(d.max_gap_ns[kUpgrade]);
-    latency.push_back(d.max_latency_ns[kUpgrade]);
+    gap.push_back(d.max_gap_ns[kHandoff]);
+    latency.push_back(d.max_latency_ns[kHandoff]);
     baseline.push_back(d.max_gap_ns[kBaseline]);
     s.bytes += d.bytes;
   }
@@ -81,8 +103,8 @@ Summary combined_summary(const std::vector<DirectionStats>& a,
   std::vector<int64_t> gap, latency, baseline;
   Summary s;
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    gap.push_back(std::max(a[i].max_gap_ns[kUpgrade], b[i].max_gap_ns[kUpgrade]));
-    latency.push_back(std::max(a[i].max_latency_ns[kUpgrade], b[i].max_latency_ns[kUpgrade]));
+    gap.push_back(std::max(a[i].max_gap_ns[kHandoff], b[i].max_gap_ns[kHandoff]));
+    latency.push_back(std::max(a[i].max_latency_ns[kHandoff], b[i].max_latency_ns[kHandoff]));
     baseline.push_back(std::max(a[i].max_gap_ns[kBaseline], b[i].max_gap_ns[kBaseline]));
     s.bytes += a[i].bytes + b[i].bytes;
   }
@@ -94,8 +116,9 @@ Summary combined_summary(const std::vector<DirectionStats>& a,
 
 void print_run_details(FILE* out, const RunResult& r) {
   const size_t n = r.options.connections;
-  std::fprintf(out, "  %zu connections, a %zu-byte write every %d ms per direction\n", n,
-               r.options.chunk, r.options.interval_ms);
+  std::fprintf(out, "  %s, %zu connections, a %zu-byte write every %d ms per direction%s\n",
+               event_name(r.event), n, r.options.chunk, r.options.interval_ms,
+               r.options.nodelay ? ", TCP_NODELAY" : "");
   for (auto [name, s] : {std::pair{"client receiving ", &r.down},
                          std::pair{"backend receiving", &r.up}}) {
     std::fprintf(out,
@@ -104,12 +127,21 @@ void print_run_details(FILE* out, const RunResult& r) {
                  name, s->stall.max, s->stall.p99, s->stall.median, s->latency.max, s->latency.p99,
                  s->baseline.max, s->baseline.p99, static_cast<unsigned long long>(s->bytes));
   }
-  const Timeline t = timeline_of(r.timeline);
-  std::fprintf(out,
-               "  log timeline after SIGUSR2 (ms): preflight %.0f, quiesce %.0f, checkpoint %.0f "
-               "(keeper says %.0f), exec %.0f, restore %.0f, ready->done %.0f, done at %.0f\n",
-               t.preflight, t.quiesce, t.checkpoint, r.timeline.checkpoint_ms, t.exec, t.restore,
-               t.finish, t.done);
+  const Timeline t = timeline_of(r.event, r.timeline);
+  if (r.event == Event::kCrash) {
+    std::fprintf(out,
+                 "  log timeline after SIGKILL (ms): death logged %.0f, checkpoint %.0f (keeper "
+                 "says %.0f), new worker restored %.0f, ready->done %.0f, done at %.0f\n",
+                 t.stop, t.checkpoint, r.timeline.checkpoint_ms, t.restore, t.finish, t.done);
+    std::fprintf(out, "  %s\n", r.timeline.died_line.c_str());
+  } else {
+    std::fprintf(out,
+                 "  log timeline after SIGUSR2 (ms): preflight %.0f, quiesce %.0f, checkpoint "
+                 "%.0f (keeper says %.0f), exec %.0f, restore %.0f, ready->done %.0f, done at "
+                 "%.0f\n",
+                 t.preflight, t.stop, t.checkpoint, r.timeline.checkpoint_ms, t.exec, t.restore,
+                 t.finish, t.done);
+  }
   std::fprintf(out, "  %s\n  %s\n", r.timeline.checkpoint_line.c_str(),
                r.timeline.done_line.c_str());
   std::fprintf(out, "  metrics seamless_handoff_phase_seconds (sum, ms):");
@@ -117,9 +149,12 @@ void print_run_details(FILE* out, const RunResult& r) {
     if (v.count > 0) std::fprintf(out, " %s %.1f (n=%.0f)", phase.c_str(), v.sum * 1000, v.count);
   }
   std::fprintf(out,
-               "\n  bench-side TCP during the window: %lld retransmitted segments, %lld RTO "
-               "timeouts, %lld resets sent, %lld established resets\n",
-               r.tcp.retrans, r.tcp.timeouts, r.tcp.out_rsts, r.tcp.estab_resets);
+               "\n  bench-side TCP during the window: %lld retransmitted segments (%lld tail loss "
+               "probes), %lld RTO timeouts, %lld resets sent, %lld established resets (a new "
+               "worker's first health probe closes with RST: 1 is expected; stream resets count "
+               "as stream errors)\n",
+               r.tcp.retrans, r.tcp.loss_probes, r.tcp.timeouts, r.tcp.out_rsts,
+               r.tcp.estab_resets);
   std::fprintf(out,
                "  baseline: %lld retransmitted segments, %lld RTO timeouts; its worst gaps ended "
                "%.0f ms into it (median)\n",
@@ -131,40 +166,45 @@ void print_run_details(FILE* out, const RunResult& r) {
 
 void print_table(FILE* out, const std::vector<RunResult>& results) {
   std::fprintf(out,
-               "\n| conns | write every | stall max | stall p99 | latency max | baseline gap max |"
-               " quiesce | checkpoint | exec | restore | done after SIGUSR2 | errors |\n"
-               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+               "\n| event | conns | write every | stall max | stall p99 | latency max |"
+               " baseline gap max | stop | checkpoint | exec | restore | done after signal |"
+               " errors |\n"
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const RunResult& r : results) {
-    const Timeline t = timeline_of(r.timeline);
+    const Timeline t = timeline_of(r.event, r.timeline);
     std::fprintf(out,
-                 "| %zu | %d ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.0f ms | %.0f ms |"
-                 " %.0f ms | %.0f ms | %.0f ms | %zu%s |\n",
-                 r.options.connections, r.options.interval_ms, r.combined.stall.max,
-                 r.combined.stall.p99, r.combined.latency.max, r.combined.baseline.max, t.quiesce,
-                 t.checkpoint, t.exec, t.restore, t.done, r.error_count,
-                 r.resumed ? "" : " (not all resumed)");
+                 "| %s | %zu | %d ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %s | %s | %s | %s |"
+                 " %s | %zu%s |\n",
+                 event_name(r.event), r.options.connections, r.options.interval_ms,
+                 r.combined.stall.max, r.combined.stall.p99, r.combined.latency.max,
+                 r.combined.baseline.max, ms_cell(t.stop).c_str(), ms_cell(t.checkpoint).c_str(),
+                 ms_cell(t.exec).c_str(), ms_cell(t.restore).c_str(), ms_cell(t.done).c_str(),
+                 r.error_count, r.resumed ? "" : " (not all resumed)");
   }
   std::fprintf(out,
                "stall = largest gap between deliveries to a receiving application, per connection "
-               "(worse direction), over connections; goals: <= 50 ms at 100, <= 200 ms at 5000.\n");
+               "(worse direction), over connections; goals: upgrade <= 50 ms at 100 and <= 200 ms "
+               "at 5000 (issue 5), crash <= 150 ms at 1000 (issue 6).\n"
+               "stop = upgrade: preflight passed -> quiesced; crash: SIGKILL -> the keeper logged "
+               "the death. Signal = SIGUSR2 to the keeper (upgrade), SIGKILL to the worker "
+               "(crash).\n");
 }
 
 void write_tsv(const std::string& path, const std::vector<RunResult>& results) {
   std::ofstream out(path);
-  out << "connections\tinterval_ms\tstall_max\tstall_p99\tdown_max\tdown_p99\tup_max\tup_p99"
-         "\tlatency_max\tlatency_p99\tbaseline_max\tbaseline_p99\tpreflight\tquiesce\tcheckpoint"
+  out << "event\tconnections\tinterval_ms\tstall_max\tstall_p99\tdown_max\tdown_p99\tup_max\tup_p99"
+         "\tlatency_max\tlatency_p99\tbaseline_max\tbaseline_p99\tpreflight\tstop\tcheckpoint"
          "\texec\trestore\tfinish\tdone\tm_dump\tm_exec\tm_restore\tm_total\terrors\n";
   for (const RunResult& r : results) {
-    const Timeline t = timeline_of(r.timeline);
-    out << r.options.connections << '\t' << r.options.interval_ms << '\t' << r.combined.stall.max
-        << '\t' << r.combined.stall.p99 << '\t' << r.down.stall.max << '\t' << r.down.stall.p99
-        << '\t' << r.up.stall.max << '\t' << r.up.stall.p99 << '\t' << r.combined.latency.max
-        << '\t' << r.combined.latency.p99 << '\t' << r.combined.baseline.max << '\t'
-        << r.combined.baseline.p99 << '\t' << t.preflight << '\t' << t.quiesce << '\t'
-        << t.checkpoint << '\t' << t.exec << '\t' << t.restore << '\t' << t.finish << '\t'
-        << t.done << '\t' << phase_ms(r, "dump") << '\t' << phase_ms(r, "exec") << '\t'
-        << phase_ms(r, "restore") << '\t' << phase_ms(r, "total") << '\t' << r.error_count
-        << '\n';
+    const Timeline t = timeline_of(r.event, r.timeline);
+    out << event_name(r.event) << '\t' << r.options.connections << '\t' << r.options.interval_ms
+        << '\t' << r.combined.stall.max << '\t' << r.combined.stall.p99 << '\t' << r.down.stall.max
+        << '\t' << r.down.stall.p99 << '\t' << r.up.stall.max << '\t' << r.up.stall.p99 << '\t'
+        << r.combined.latency.max << '\t' << r.combined.latency.p99 << '\t'
+        << r.combined.baseline.max << '\t' << r.combined.baseline.p99 << '\t' << t.preflight << '\t'
+        << t.stop << '\t' << t.checkpoint << '\t' << t.exec << '\t' << t.restore << '\t' << t.finish
+        << '\t' << t.done << '\t' << phase_ms(r, "dump") << '\t' << phase_ms(r, "exec") << '\t'
+        << phase_ms(r, "restore") << '\t' << phase_ms(r, "total") << '\t' << r.error_count << '\n';
   }
 }
 

@@ -19,8 +19,8 @@ struct Spread {
 };
 
 struct Summary {
-  Spread stall;     // largest gap between deliveries, upgrade window
-  Spread latency;   // largest delivery latency, upgrade window
+  Spread stall;     // largest gap between deliveries, handoff window
+  Spread latency;   // largest delivery latency, handoff window
   Spread baseline;  // largest gap between deliveries, baseline window (resolution)
   uint64_t bytes = 0;
 };
@@ -28,21 +28,23 @@ struct Summary {
 // Counters of the bench's namespace, /proc/net/snmp and netstat.
 struct TcpCounters {
   long long retrans = 0, out_rsts = 0, estab_resets = 0, timeouts = 0;
+  long long loss_probes = 0;  // tail loss probes (TcpExt:TCPLossProbes), part of retrans
   TcpCounters minus(const TcpCounters& o) const {
     return {retrans - o.retrans, out_rsts - o.out_rsts, estab_resets - o.estab_resets,
-            timeouts - o.timeouts};
+            timeouts - o.timeouts, loss_probes - o.loss_probes};
   }
 };
 TcpCounters parse_tcp_counters(const std::string& snmp_and_netstat);
 
 struct RunResult {
+  Event event = Event::kUpgrade;
   TrafficOptions options;
   Summary down;      // client receiving
   Summary up;        // backend receiving
   Summary combined;  // per connection, the worse of its two directions
   std::map<std::string, PhaseSeconds> phases;
   LogTimeline timeline;
-  TcpCounters tcp;           // during the upgrade window
+  TcpCounters tcp;           // during the handoff window
   TcpCounters tcp_baseline;  // during the baseline window
   double baseline_gap_end_ms = -1;  // median end of the worst baseline gap, after its start
   double window_ms = 0;

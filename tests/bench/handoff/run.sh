@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs handoff_bench (the stall of busy connections across a SIGUSR2 upgrade) for each
-# connection count and plots the results next to the table:
+# Runs handoff_bench (the stall of busy connections across a SIGUSR2 upgrade and across
+# a worker's SIGKILL) for each connection count and event, and plots the results next
+# to the table:
 #   $OUT/table.md      the table (also printed)
-#   $OUT/results.tsv   one row per connection count
-#   $OUT/handoff.png   stall and handoff phases per connection count
-#   $OUT/seamless-N.log, metrics-N.txt   what seamless logged and exposed in each run
+#   $OUT/results.tsv   one row per event and connection count
+#   $OUT/handoff.png   stall and handoff phases per event and connection count
+#   $OUT/seamless-EVENT-N.log, metrics-EVENT-N.txt   what seamless logged and exposed
 #
-# usage: sudo tests/bench/handoff/run.sh [N ...]        (default: 100 1000 5000)
+# usage: sudo [EVENTS="upgrade crash"] tests/bench/handoff/run.sh [N ...]
+#   N defaults to 100 1000 5000; EVENTS (default "upgrade crash") picks SIGUSR2 to the
+#   keeper (upgrade), SIGKILL to the worker (crash), or both.
 #   BUILD_DIR (default ./build) must hold proxy/seamless and tests/bench/handoff/handoff_bench
 #   (cmake --build build --target seamless handoff_bench); OUT defaults to
 #   $BUILD_DIR/bench/handoff. Extra handoff_bench flags go in BENCH_FLAGS, e.g.
@@ -20,6 +23,8 @@ out=${OUT:-$build/bench/handoff}
 counts=("$@")
 ((${#counts[@]})) || counts=(100 1000 5000)
 list=$(IFS=,; echo "${counts[*]}")
+read -r -a events <<<"${EVENTS:-upgrade crash}"
+event_list=$(IFS=,; echo "${events[*]}")
 bench=$build/tests/bench/handoff/handoff_bench
 [[ -x $bench && -x $build/proxy/seamless ]] || {
   echo "build first: cmake --build $build --target seamless handoff_bench" >&2
@@ -48,7 +53,8 @@ if [[ -z ${PLOT_ONLY:-} ]]; then  # PLOT_ONLY=1: plot $OUT/results.tsv again, ru
   rm -f "$out"/results.tsv "$out"/handoff.png
   nice=${BENCH_NICE--10}
   # shellcheck disable=SC2086
-  "$bench" --seamless "$build/proxy/seamless" --connections "$list" --out "$out" \
+  "$bench" --seamless "$build/proxy/seamless" --connections "$list" --event "$event_list" \
+    --out "$out" \
     ${nice:+--autogroup-nice "$nice"} ${BENCH_FLAGS:-} >"$out/table.md" &
   bench_pid=$!
   wait "$bench_pid" || rc=$?
@@ -58,15 +64,21 @@ cat "$out/table.md"
 
 if [[ -s $out/results.tsv ]] && command -v gnuplot >/dev/null; then
   gnuplot <<EOF
-set terminal pngcairo size 1400,640 font "sans,11"
+set terminal pngcairo size 1500,680 font "sans,11"
 set output "$out/handoff.png"
 set datafile separator "\t"
 set key autotitle columnhead
-set multiplot layout 1,2 title "seamless: SIGUSR2 upgrade under load (handoff\\\_bench)"
+set multiplot layout 1,2 title "seamless under load: SIGUSR2 upgrade and worker SIGKILL (handoff\\\_bench)"
 set style data histograms
 set style fill solid 0.85 border -1
 set grid ytics
-set xlabel "busy connections"
+set xlabel "\nevent, busy connections"  # the tic labels take two lines
+# results.tsv: 1 event, 2 connections, 4/5 stall max/p99, 10 latency max,
+# 12 baseline gap max, 15 stop, 16 checkpoint, 17 exec, 18 restore, 19 finish (-1 = n/a)
+label(e, n) = e . "\n" . n
+pos(x) = x < 0 ? 0 : x
+# issue 5: upgrade <= 50 ms at 100, <= 200 ms at 5000; issue 6: crash <= 150 ms at 1000
+goal(e, n) = e eq "crash" ? (n == 1000 ? 150 : NaN) : (n == 100 ? 50 : (n == 5000 ? 200 : NaN))
 
 set key outside below maxrows 2 samplen 2
 set title "Stall per connection (largest gap between deliveries; log scale)"
@@ -74,24 +86,23 @@ set ylabel "ms"
 set logscale y
 set yrange [1:*]
 set style histogram clustered gap 1
-goal(n) = n == 100 ? 50 : (n == 5000 ? 200 : NaN)
-plot "$out/results.tsv" using 3:xtic(1) title "stall max" lc rgb "#c0392b", \
-     "" using 4 title "stall p99" lc rgb "#e67e22", \
-     "" using 9 title "latency max" lc rgb "#2980b9", \
-     "" using 11 title "baseline gap max (resolution)" lc rgb "#95a5a6", \
-     "" using (\$0):(goal(\$1)) with points pt 9 ps 2.5 lc rgb "black" title "goal (issue 5)"
+plot "$out/results.tsv" using 4:xtic(label(strcol(1), strcol(2))) title "stall max" lc rgb "#c0392b", \
+     "" using 5 title "stall p99" lc rgb "#e67e22", \
+     "" using 10 title "latency max" lc rgb "#2980b9", \
+     "" using 12 title "baseline gap max (resolution)" lc rgb "#95a5a6", \
+     "" using (\$0):(goal(strcol(1), \$2)) with points pt 9 ps 2.5 lc rgb "black" title "goal (issues 5, 6)"
 
-set title "Where the handoff goes (log timeline after SIGUSR2)"
+set title "Where the handoff goes (log timeline; upgrade: from preflight passed)"
 set ylabel "ms"
 unset logscale y
 set yrange [0:*]
 set style histogram rowstacked
 set boxwidth 0.6
-plot "$out/results.tsv" using 14:xtic(1) title "quiesce" lc rgb "#8e44ad", \
-     "" using 15 title "checkpoint (lock+dump+write)" lc rgb "#c0392b", \
-     "" using 16 title "exec + new keeper" lc rgb "#f1c40f", \
-     "" using 17 title "worker restore" lc rgb "#27ae60", \
-     "" using 18 title "ready -> done" lc rgb "#7f8c8d"
+plot "$out/results.tsv" using (pos(\$15)):xtic(label(strcol(1), strcol(2))) title "stop (quiesce | death seen)" lc rgb "#8e44ad", \
+     "" using (pos(\$16)) title "checkpoint (lock+dump+write)" lc rgb "#c0392b", \
+     "" using (pos(\$17)) title "exec + new keeper (upgrade)" lc rgb "#f1c40f", \
+     "" using (pos(\$18)) title "worker start + restore" lc rgb "#27ae60", \
+     "" using (pos(\$19)) title "ready -> done" lc rgb "#7f8c8d"
 unset multiplot
 EOF
   echo "chart: $out/handoff.png"

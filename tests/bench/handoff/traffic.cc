@@ -1,5 +1,7 @@
 #include "tests/bench/handoff/traffic.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -48,6 +50,7 @@ TrafficSide::~TrafficSide() {
 }
 
 void TrafficSide::add_connection(UniqueFd fd, size_t index) {
+  set_nodelay(fd.get());
   auto c = std::make_unique<Conn>();
   c->fd = std::move(fd);
   c->index = int64_t(index);
@@ -67,6 +70,12 @@ void TrafficSide::set_listener(UniqueFd fd) {
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener_.get(), &ev) != 0) {
     throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));
   }
+}
+
+void TrafficSide::set_nodelay(int fd) const {
+  if (!state_.options().nodelay) return;
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 void TrafficSide::start() { thread_ = std::thread([this] { run(); }); }
@@ -130,6 +139,7 @@ void TrafficSide::accept_all() {
   for (;;) {
     UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) return;
+    set_nodelay(fd.get());
     auto c = std::make_unique<Conn>();
     c->fd = std::move(fd);
     epoll_event ev{EPOLLIN, {.ptr = c.get()}};

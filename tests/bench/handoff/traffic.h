@@ -38,7 +38,8 @@
 
 namespace seamless::bench {
 
-enum Phase : int { kWarmup = 0, kBaseline = 1, kUpgrade = 2, kAfter = 3, kPhaseCount = 4 };
+// kHandoff: from the signal (SIGUSR2 or the SIGKILL) until every direction delivered again.
+enum Phase : int { kWarmup = 0, kBaseline = 1, kHandoff = 2, kAfter = 3, kPhaseCount = 4 };
 enum Direction : int { kUp = 0, kDown = 1 };
 
 // CLOCK_MONOTONIC in nanoseconds.
@@ -49,6 +50,9 @@ struct TrafficOptions {
   int interval_ms = 5;
   size_t chunk = 64;
   size_t ring = 256;
+  // TCP_NODELAY on every bench socket. Off by default: with Nagle a sender whose last
+  // segment is unacknowledged holds its next small writes instead of sending them.
+  bool nodelay = false;
 };
 
 struct DirectionStats {
@@ -122,6 +126,7 @@ class TrafficSide {
   void on_readable(Conn& c);
   void send_slot(size_t slot, int64_t now);
   void fail(Conn& c, const std::string& what);
+  void set_nodelay(int fd) const;
   Direction in_dir() const { return role_ == Role::kClient ? kDown : kUp; }
   Direction out_dir() const { return role_ == Role::kClient ? kUp : kDown; }
 
