@@ -1,0 +1,152 @@
+// The worker <-> keeper channel: packets round-trip, hostile packets are refused, fds
+// travel with their message, and the keeper's table follows a pair's life from the
+// messages alone.
+#include "proxy/control_channel.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy/held_pairs.h"
+
+namespace seamless::proxy {
+namespace {
+
+repair::PairRecord sample_record(uint64_t id) {
+  repair::PairRecord r;
+  r.id = id;
+  r.service = "pg";
+  r.backend = "198.18.0.1:7101";
+  r.flags = repair::kClientFinished;
+  r.header_len = 12;
+  r.header_pending = 4;
+  r.proxy_header = "PROXY TCP4\r\n";
+  r.backend_off_w = 1;
+  r.bytes_client_to_backend = 1000;
+  r.bytes_backend_to_client = 2000;
+  r.created_at_unix_ms = 1700000000000;
+  return r;
+}
+
+TEST(ProxyControlChannel, MessagesRoundTripWithoutPayload) {
+  repair::PairRecord record = sample_record(7);
+  record.client_unread = "payload the channel must not carry";
+  Result<std::string> packet =
+      encode_message(make_message(MessageType::kBackendConnected, 7, record, "text"), 1);
+  ASSERT_TRUE(packet.ok()) << packet.error().message;
+  Result<Message> back = decode_message(*packet);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->type, MessageType::kBackendConnected);
+  EXPECT_EQ(back->pair_id, 7u);
+  EXPECT_EQ(back->text, "text");
+  ASSERT_TRUE(back->record.has_value());
+  EXPECT_EQ(*back->record, metadata_only(record));
+  EXPECT_TRUE(back->record->client_unread.empty());
+}
+
+TEST(ProxyControlChannel, HostilePacketsAreRefused) {
+  Result<std::string> good = encode_message(make_message(MessageType::kPairRecord, 3,
+                                                         sample_record(3)), 0);
+  ASSERT_TRUE(good.ok());
+  EXPECT_FALSE(decode_message("").ok());
+  EXPECT_FALSE(decode_message(good->substr(0, 10)).ok());
+  EXPECT_FALSE(decode_message(good->substr(0, good->size() - 1)).ok());
+  EXPECT_FALSE(decode_message(*good + "x").ok());
+  std::string bad_type = *good;
+  bad_type[3] = 99;
+  EXPECT_FALSE(decode_message(bad_type).ok());
+  std::string bad_magic = *good;
+  bad_magic[0] ^= 1;
+  EXPECT_FALSE(decode_message(bad_magic).ok());
+  // Every truncation and every flipped byte either decodes or is refused; never crashes.
+  for (size_t i = 0; i < good->size(); ++i) {
+    std::string flipped = *good;
+    flipped[i] ^= 0x5a;
+    (void)decode_message(flipped);
+    (void)decode_message(good->substr(0, i));
+  }
+  EXPECT_FALSE(encode_message(make_message(MessageType::kSync), kMaxFds + 1).ok());
+}
+
+TEST(ProxyControlChannel, FdsTravelWithTheirMessageAndArriveCloseOnExec) {
+  auto pair = ControlChannel::make_pair();
+  ASSERT_TRUE(pair.ok());
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  UniqueFd r(pipe_fds[0]), w(pipe_fds[1]);
+  const int fds[2] = {r.get(), w.get()};
+  ASSERT_TRUE(pair->first.send(make_message(MessageType::kRestored, 9, sample_record(9)), fds).ok());
+  ASSERT_TRUE(pair->first.send(make_message(MessageType::kSync)).ok());
+  auto got = pair->second.receive();
+  ASSERT_TRUE(got.ok() && got->has_value());
+  ASSERT_EQ((*got)->fds.size(), 2u);
+  EXPECT_NE(::fcntl((*got)->fds[0].get(), F_GETFD) & FD_CLOEXEC, 0);
+  // The received write end writes into our pipe.
+  ASSERT_EQ(::write((*got)->fds[1].get(), "x", 1), 1);
+  char c = 0;
+  ASSERT_EQ(::read(r.get(), &c, 1), 1);
+  EXPECT_EQ(c, 'x');
+  auto sync = pair->second.receive();
+  ASSERT_TRUE(sync.ok() && sync->has_value());
+  EXPECT_EQ((*sync)->type, MessageType::kSync);
+  EXPECT_TRUE((*sync)->fds.empty());
+  // Empty channel without waiting: EAGAIN; closed peer: EOF.
+  auto empty = pair->second.receive(/*wait=*/false);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.error().code, EAGAIN);
+  pair->first = ControlChannel();
+  auto eof = pair->second.receive();
+  ASSERT_TRUE(eof.ok());
+  EXPECT_FALSE(eof->has_value());
+}
+
+Message with_fds(Message m, int count) {
+  for (int i = 0; i < count; ++i) m.fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  return m;
+}
+
+TEST(ProxyHeldPairs, FollowAPairsLifeFromItsMessages) {
+  HeldPairs held;
+  Message accepted = with_fds(make_message(MessageType::kClientAccepted, 1, sample_record(1)), 1);
+  ASSERT_TRUE(held.apply(accepted).ok());
+  EXPECT_EQ(held.fd_count(), 1u);
+  EXPECT_EQ(held.live_pairs().at(0).backend_fd, -1);  // connect in flight
+  repair::PairRecord later = sample_record(1);
+  later.bytes_client_to_backend = 5;
+  Message connected =
+      with_fds(make_message(MessageType::kBackendConnected, 1, later), 1);
+  ASSERT_TRUE(held.apply(connected).ok());
+  EXPECT_EQ(held.fd_count(), 2u);
+  EXPECT_EQ(held.live_pairs().at(0).record.bytes_client_to_backend, 5u);
+  Message restored = with_fds(make_message(MessageType::kRestored, 2, sample_record(2)), 2);
+  ASSERT_TRUE(held.apply(restored).ok());
+  EXPECT_TRUE(held.pairs().at(2).restoring);
+  Message closed = make_message(MessageType::kPairClosed, 1);
+  ASSERT_TRUE(held.apply(closed).ok());
+  EXPECT_EQ(held.size(), 1u);
+  EXPECT_EQ(held.fd_count(), 2u);
+}
+
+TEST(ProxyHeldPairs, ContradictionsAreReportedAndChangeNothing) {
+  HeldPairs held;
+  Message unknown_close = make_message(MessageType::kPairClosed, 5);
+  EXPECT_FALSE(held.apply(unknown_close).ok());
+  Message unknown_backend =
+      with_fds(make_message(MessageType::kBackendConnected, 5, sample_record(5)), 1);
+  EXPECT_FALSE(held.apply(unknown_backend).ok());
+  Message no_fd = make_message(MessageType::kClientAccepted, 5, sample_record(5));
+  EXPECT_FALSE(held.apply(no_fd).ok());
+  Message first = with_fds(make_message(MessageType::kClientAccepted, 5, sample_record(5)), 1);
+  ASSERT_TRUE(held.apply(first).ok());
+  Message twice = with_fds(make_message(MessageType::kClientAccepted, 5, sample_record(5)), 1);
+  const std::string error = held.apply(twice).ok() ? "" : "refused";
+  EXPECT_EQ(error, "refused");
+  EXPECT_EQ(held.size(), 1u);
+  EXPECT_EQ(held.fd_count(), 1u);
+  Message not_about_pairs = make_message(MessageType::kReady, 0, std::nullopt, "ready");
+  EXPECT_TRUE(held.apply(not_about_pairs).ok());
+}
+
+}  // namespace
+}  // namespace seamless::proxy
