@@ -220,6 +220,7 @@ void Keeper::finish_reload() {
     }
   }
   pending_listeners_.clear();
+  if (stopping_) listeners_.clear();  // SIGTERM came while quiescing: stay closed
   config_ = std::move(*pending_config_);
   config_text_ = std::move(pending_config_text_);
   pending_config_.reset();
@@ -290,6 +291,15 @@ Result<std::string> Keeper::checkpoint(bool trim_overhang_first) {
 }
 
 void Keeper::finish_upgrade() {
+  if (stopping_) {
+    // SIGTERM came while quiescing: the new image would not know it. Drain here instead.
+    log_->info("upgrade abandoned: stopping");
+    ctl_finished(false, "upgrade abandoned: seamless is stopping");
+    running_ = Action::kNone;
+    upgrade_binary_.reset();
+    if (Status s = spawn_worker(""); !s) stop_loop();
+    return;
+  }
   Result<std::string> path = checkpoint(/*trim_overhang=*/false);
   if (!path) {
     log_->error("upgrade failed, carrying on unchanged: {}", path.error().message);
