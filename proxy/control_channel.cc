@@ -132,6 +132,14 @@ Result<std::pair<ControlChannel, ControlChannel>> ControlChannel::make_pair() {
 }
 
 Status ControlChannel::send(const Message& message, std::span<const int> fds) {
+  return send_packet(message, fds, /*wait=*/true);
+}
+
+Status ControlChannel::try_send(const Message& message, std::span<const int> fds) {
+  return send_packet(message, fds, /*wait=*/false);
+}
+
+Status ControlChannel::send_packet(const Message& message, std::span<const int> fds, bool wait) {
   Result<std::string> packet = encode_message(message, fds.size());
   if (!packet) return packet.error();
   iovec iov{packet->data(), packet->size()};
@@ -151,13 +159,13 @@ Status ControlChannel::send(const Message& message, std::span<const int> fds) {
     std::memcpy(out, fds.data(), bytes);
   }
   for (;;) {
-    const ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+    const ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT));
     if (n >= 0) return {};
     if (errno == EINTR) continue;
     // libuv made the fd non-blocking when it began to watch it, and a unix socket queues
     // only net.unix.max_dgram_qlen packets (10): wait for the peer to catch up, bounded,
     // so that a hung peer cannot hang us.
-    if (errno == EAGAIN) {
+    if (errno == EAGAIN && wait) {
       pollfd p{fd_.get(), POLLOUT, 0};
       const int ready = ::poll(&p, 1, kSendTimeoutMs);
       if (ready > 0 || (ready < 0 && errno == EINTR)) continue;

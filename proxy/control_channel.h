@@ -4,7 +4,6 @@
 // payload), and up to two fds by SCM_RIGHTS.
 //
 // Worker -> keeper, in the order things happen to a pair:
-//   kClientAccepted  id, record, client fd     right after accept(), before anything else
 //   kBackendConnected id, record, backend fd   the connect completed
 //   kPairClosed      id                        finished or aborted: drop the duplicates
 //   kPairRecord      id, record                the latest record (sent while quiescing)
@@ -14,6 +13,8 @@
 //   kReady           text                      serving (after any restore); text = summary
 //   kRestoreFailed   text                      the handoff file could not be read at all
 // Keeper -> worker:
+//   kClientAccepted  id, record, client fd     the keeper accepted it (and holds it): serve
+//                                              it, or answer kPairClosed to turn it away
 //   kQuiesce / kDrain                          stop for a handoff / for SIGTERM
 //   kAdopt           id, record, fds           a live pair for a new worker (reload)
 //   kAdoptEnd                                  no more kAdopt; start serving
@@ -94,8 +95,11 @@ class ControlChannel {
   ControlChannel() = default;
   explicit ControlChannel(UniqueFd fd) : fd_(std::move(fd)) {}
 
-  // `fds` are borrowed: the receiver gets duplicates, the sender keeps its own.
+  // `fds` are borrowed: the receiver gets duplicates, the sender keeps its own. A full
+  // channel is waited on (bounded: a hung peer fails the send with ETIMEDOUT).
   Status send(const Message& message, std::span<const int> fds = {});
+  // Never waits: a full channel is an error with code EAGAIN (nothing was sent).
+  Status try_send(const Message& message, std::span<const int> fds = {});
   // nullopt on EOF (the peer closed its end). Without `wait`, an empty channel is an
   // error with code EAGAIN.
   Result<std::optional<Message>> receive(bool wait = true);
@@ -105,6 +109,8 @@ class ControlChannel {
   UniqueFd release() { return UniqueFd(fd_.release()); }
 
  private:
+  Status send_packet(const Message& message, std::span<const int> fds, bool wait);
+
   UniqueFd fd_;
   std::string buffer_;  // receive buffer, kMaxMessageBytes once used
 };

@@ -10,10 +10,20 @@ Error contradiction(const Message& m, const char* why) {
 
 }  // namespace
 
+uint64_t HeldPairs::hold_client(UniqueFd client, repair::PairRecord record) {
+  const uint64_t id = next_id_;
+  saw_id(id);
+  record.id = id;
+  HeldPair pair;
+  pair.client = std::move(client);
+  pair.record = std::move(record);
+  pairs_.emplace(id, std::move(pair));
+  return id;
+}
+
 Status HeldPairs::apply(Message& m) {
   auto it = pairs_.find(m.pair_id);
   switch (m.type) {
-    case MessageType::kClientAccepted:
     case MessageType::kRestored:
     case MessageType::kAdopt: {
       if (m.fds.empty() || !m.record) return contradiction(m, "no fd or record");
@@ -23,6 +33,7 @@ Status HeldPairs::apply(Message& m) {
       if (m.fds.size() > 1) pair.backend = std::move(m.fds[1]);
       pair.record = std::move(*m.record);
       pair.restoring = m.type == MessageType::kRestored;
+      saw_id(m.pair_id);
       pairs_.emplace(m.pair_id, std::move(pair));
       return {};
     }

@@ -1,10 +1,11 @@
 // HeldPairs: the keeper's duplicate of every proxied socket and the latest record of
-// its pair, built from the worker's messages (control_channel.h) in the order they
-// were sent. This is all the keeper holds (DESIGN §2): enough to checkpoint every pair
+// its pair: the clients the keeper accepted itself, then the worker's messages
+// (control_channel.h) in the order they were sent. This is all the keeper holds (DESIGN §2): enough to checkpoint every pair
 // when the worker quiesces (upgrade) or dies (crash), or to hand them to a new worker
 // (reload).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -25,8 +26,14 @@ struct HeldPair {
 
 class HeldPairs {
  public:
-  // Applies a pair message (kClientAccepted, kBackendConnected, kPairClosed,
-  // kPairRecord, kRestored, kAdopt); other types are not about pairs and are ignored.
+  // A client the keeper has just accepted, under a new id (next_id()).
+  uint64_t hold_client(UniqueFd client, repair::PairRecord record);
+  // The id the next accepted client gets: above every id this table has seen, so that
+  // it cannot meet a pair a worker restored or still knows.
+  uint64_t next_id() const { return next_id_; }
+
+  // Applies a pair message (kBackendConnected, kPairClosed, kPairRecord, kRestored,
+  // kAdopt); other types are not the worker's to send about pairs and are ignored.
   // Consumes the message's fds. An error names a message that contradicts the table
   // (its fds are closed; the table is unchanged).
   Status apply(Message& message);
@@ -43,7 +50,10 @@ class HeldPairs {
   size_t fd_count() const;
 
  private:
+  void saw_id(uint64_t id) { next_id_ = std::max(next_id_, id + 1); }
+
   std::map<uint64_t, HeldPair> pairs_;
+  uint64_t next_id_ = 1;
 };
 
 }  // namespace seamless::proxy

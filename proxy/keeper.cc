@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -11,12 +12,19 @@
 
 #include "metrics/labels.h"
 #include "proxy/child_process.h"
+#include "proxy/pair.h"
 #include "proxy/sockets.h"
 
 namespace seamless::proxy {
 
 
 namespace {
+
+size_t fd_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1 << 20;
+  return size_t(limit.rlim_cur);
+}
 
 Result<UniqueFd> config_memfd(const std::string& text) {
   UniqueFd fd(::memfd_create("seamless-config", MFD_CLOEXEC));
@@ -79,6 +87,7 @@ Keeper::Keeper(config::Config config, std::string config_path, Logger log,
       options_(options) {}
 
 Keeper::~Keeper() {
+  listeners_.clear();  // their handles close in the uv_run below
   worker_.reset();
   ctl_.reset();  // its handles close in the uv_run below
   for (auto* h : {&sighup_, &sigusr2_, &sigterm_, &sigint_}) h->close(nullptr);
@@ -97,18 +106,24 @@ Status Keeper::open_listeners(const config::Config& config) {
     auto inherited = inherited_.listeners.find(service.name);
     if (inherited != inherited_.listeners.end() &&
         local_endpoint(inherited->second.get()).to_string() == to_endpoint(service.listen).to_string()) {
-      listeners_[service.name] = std::move(inherited->second);
-      listener_addresses_[service.name] = address;
+      add_listener(service.name, std::move(inherited->second), address);
       continue;
     }
     Result<UniqueFd> fd = open_listener(service.listen, service.v6only);
     if (!fd) return fd.error().context("service " + service.name);
-    listeners_[service.name] = std::move(*fd);
-    listener_addresses_[service.name] = address;
+    add_listener(service.name, std::move(*fd), address);
   }
   // Inherited listeners the config no longer names close here.
   inherited_.listeners.clear();
   return {};
+}
+
+// Not accepting yet: update_accepting() starts it once a worker serves.
+void Keeper::add_listener(const std::string& service, UniqueFd fd, const std::string& address) {
+  listeners_[service] = std::make_unique<Listener>(
+      &loop_, service, std::move(fd),
+      [this, service](UniqueFd client) { accept_client(service, std::move(client)); }, log_);
+  listener_addresses_[service] = address;
 }
 
 Status Keeper::start_signals() {
@@ -142,6 +157,13 @@ int Keeper::run() {
     log_->error("{}", s.error().message);
     return 1;
   }
+  const size_t limit = fd_limit();
+  if (limit <= kFdReserve + 2) {
+    log_->error("keeper: the open-files limit {} leaves no room for connections (needs > {})",
+                limit, kFdReserve + 2);
+    return 1;
+  }
+  max_pairs_ = (limit - kFdReserve) / 2;
   for (auto* timer : {&quiesce_timer_, &respawn_timer_}) {
     timer->init(uv_timer_init(&loop_, timer->get()));
     timer->get()->data = this;
@@ -234,11 +256,6 @@ Status Keeper::spawn_worker(const std::string& restore_path) {
                std::to_string(channel->second.fd()), "--config-fd",
                std::to_string(config_fd->get()), "--config-name", config_path_};
   spec.inherit_fds = {channel->second.fd(), config_fd->get(), segment_.fd()};
-  for (const auto& [service, fd] : listeners_) {
-    spec.argv.push_back("--listener");
-    spec.argv.push_back(service + "=" + std::to_string(fd.get()));
-    spec.inherit_fds.push_back(fd.get());
-  }
   if (!restore_path.empty()) {
     spec.argv.push_back("--restore");
     spec.argv.push_back(restore_path);
@@ -246,6 +263,7 @@ Status Keeper::spawn_worker(const std::string& restore_path) {
   spec.extra_env = worker_config_env();
   Result<ChildProcess> child = spawn_child(spec);
   if (!child) return child.error();
+  // Listeners stay here: the keeper accepts (kClientAccepted).
   auto worker = std::make_unique<WorkerChild>();
   worker->pid = child->pid;
   worker->pidfd = std::move(child->pidfd);
@@ -263,6 +281,7 @@ Status Keeper::spawn_worker(const std::string& restore_path) {
     }
   }
   (void)worker_->channel.send(make_message(MessageType::kAdoptEnd));
+  unsent_clients_.clear();  // they were among the kAdopt
   for (auto [handle, fd, cb] :
        {std::tuple{&worker_->exit_poll, worker_->pidfd.get(), &Keeper::on_worker_exit},
         std::tuple{&worker_->channel_poll, worker_->channel.fd(), &Keeper::on_channel}}) {
@@ -272,11 +291,91 @@ Status Keeper::spawn_worker(const std::string& restore_path) {
     handle->get()->data = this;
     uv_poll_start(handle->get(), UV_READABLE, cb);
   }
+  worker_->channel_events = UV_READABLE;
   return {};
 }
 
-void Keeper::on_channel(uv_poll_t* handle, int, int) {
-  static_cast<Keeper*>(handle->data)->drain_channel(false);
+void Keeper::watch_channel(int events) {
+  if (!worker_ || worker_->channel_eof || worker_->channel_events == events) return;
+  if (uv_poll_start(worker_->channel_poll.get(), events, &Keeper::on_channel) == 0) {
+    worker_->channel_events = events;
+  }
+}
+
+void Keeper::on_channel(uv_poll_t* handle, int, int events) {
+  auto* self = static_cast<Keeper*>(handle->data);
+  if ((events & UV_WRITABLE) != 0) self->send_unsent_clients();
+  self->drain_channel(false);
+}
+
+bool Keeper::serving() const {
+  return worker_ && worker_->ready && running_ == Action::kNone && !stopping_;
+}
+
+void Keeper::update_accepting() {
+  const bool full = pairs_.size() >= max_pairs_;
+  if (full && !at_fd_cap_) {
+    log_->error(
+        "keeper: {} connections held, the most the open-files limit {} allows ((limit - {}) / 2: "
+        "each socket is open in the keeper and in the worker); new connections wait in the "
+        "listen backlog until some close. Raise LimitNOFILE / ulimit -n to serve more.",
+        pairs_.size(), fd_limit(), kFdReserve);
+  } else if (!full && at_fd_cap_) {
+    log_->info("keeper: {} connections held, below the open-files cap again: accepting",
+               pairs_.size());
+  }
+  at_fd_cap_ = full;
+  const bool accept = serving() && unsent_clients_.empty() && !full;
+  for (auto& [service, listener] : listeners_) {
+    if (!accept) {
+      listener->stop();
+    } else if (Status s = listener->start(); !s) {
+      log_->error("keeper: {}", s.error().message);
+    }
+  }
+}
+
+void Keeper::accept_client(const std::string& service, UniqueFd fd) {
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  unsent_clients_.push_back(pairs_.hold_client(std::move(fd), accepted_client_record(service, now_ms)));
+  send_unsent_clients();
+  if (pairs_.size() >= max_pairs_) update_accepting();
+}
+
+// In order, without ever waiting on the worker: a keeper blocked in a send would stop
+// reading the worker's messages, and the worker may be blocked sending them.
+void Keeper::send_unsent_clients() {
+  const bool was_held_back = worker_ && worker_->channel_events != UV_READABLE;
+  while (!unsent_clients_.empty() && serving()) {
+    const uint64_t id = unsent_clients_.front();
+    auto it = pairs_.pairs().find(id);
+    if (it == pairs_.pairs().end()) {
+      unsent_clients_.pop_front();
+      continue;
+    }
+    const int fd = it->second.client.get();
+    const Status sent = worker_->channel.try_send(
+        make_message(MessageType::kClientAccepted, id, it->second.record),
+        std::span<const int>(&fd, 1));
+    if (!sent) {
+      // Full: no more accepts until the worker has read (the channel turns writable).
+      // Broken: the worker is dying; its successor adopts every held client.
+      if (sent.error().code == EAGAIN) {
+        watch_channel(UV_READABLE | UV_WRITABLE);
+      } else {
+        log_->error("keeper: {}; client {} waits for the next worker", sent.error().message, id);
+      }
+      update_accepting();
+      return;
+    }
+    unsent_clients_.pop_front();
+  }
+  if (was_held_back && unsent_clients_.empty()) {
+    watch_channel(UV_READABLE);
+    update_accepting();
+  }
 }
 
 void Keeper::drain_channel(bool to_eof) {
@@ -327,6 +426,7 @@ void Keeper::handle_message(Message& m) {
         ctl_finished(true, "reload done: worker " + std::to_string(worker_->pid) + " " + m.text);
       }
       start_next_action();
+      update_accepting();
       return;
     case MessageType::kRestoreFailed:
       log_->error("restore failed: {}; the pairs in {} reset when their lock expires ({}ms)",
@@ -335,6 +435,7 @@ void Keeper::handle_message(Message& m) {
       return;
     default:
       if (Status s = pairs_.apply(m); !s) log_->error("keeper: {}", s.error().message);
+      if (at_fd_cap_ && pairs_.size() < max_pairs_) update_accepting();
   }
 }
 
@@ -351,6 +452,7 @@ void Keeper::worker_exited() {
   worker_->exit_poll.close(nullptr);
   worker_->channel_poll.close(nullptr);
   worker_.reset();
+  update_accepting();
   if (quiesce_timer_.initialized()) uv_timer_stop(quiesce_timer_.get());
   const std::string how = status ? describe_exit(*status) : status.error().message;
   if (stopping_ && running_ == Action::kNone) {

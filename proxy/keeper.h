@@ -1,7 +1,14 @@
 // Keeper: the main PID of `seamless run` (DESIGN §2). Small and without a data path:
 // it owns the listeners, the flow lock table and the metrics segment, spawns one
 // worker at a time from its own image, holds a duplicate of every proxied socket
-// (HeldPairs, fed by the control channel) and runs every handoff:
+// (HeldPairs, fed by the control channel) and runs every handoff.
+//
+// It also accepts every client itself and passes it on (kClientAccepted): a worker
+// that accepted would hold a client only it knew of until its message reached the
+// keeper, and a worker killed in that window would take the client with it. The
+// keeper accepts only while a worker serves and the channel has room; otherwise new
+// connections wait in the listen backlog.
+//
 //
 //   SIGHUP   reload:  load + check the config (invalid: log, count, change nothing)
 //                     -> quiesce the worker -> open/close listeners that changed ->
@@ -24,6 +31,7 @@
 #include <uv.h>
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,6 +44,7 @@
 #include "proxy/ctl_server.h"
 #include "proxy/ctl_waiters.h"
 #include "proxy/held_pairs.h"
+#include "proxy/listener.h"
 #include "proxy/logging.h"
 #include "proxy/uv_handle.h"
 #include "repair/flow_lock.h"
@@ -93,11 +102,21 @@ class Keeper : public CtlHandler {
     bool ready = false;
     bool quiesced = false;  // kQuiesced arrived: its exit is not a crash
     bool channel_eof = false;
+    int channel_events = 0;  // what channel_poll watches
     bool killed_at_quiesce_deadline = false;
   };
 
   // keeper.cc: life, signals, the worker.
   Status open_listeners(const config::Config& config);
+  void add_listener(const std::string& service, UniqueFd fd, const std::string& address);
+  // keeper.cc: clients.
+  bool serving() const;  // a ready worker and no handoff or stop under way
+  // Accepts while serving(), every accepted client reached the worker and the pairs
+  // held stay within max_pairs_.
+  void update_accepting();
+  void accept_client(const std::string& service, UniqueFd fd);
+  void send_unsent_clients();
+  void watch_channel(int events);
   Status start_signals();
   static void on_signal(uv_signal_t* handle, int signum);
   void request(Action action);
@@ -152,9 +171,19 @@ class Keeper : public CtlHandler {
   KeeperOptions options_;
 
   uv_loop_t loop_{};
-  std::map<std::string, UniqueFd> listeners_;  // by service name
+  std::map<std::string, std::unique_ptr<Listener>> listeners_;  // by service name
   std::map<std::string, std::string> listener_addresses_;
   HeldPairs pairs_;
+  // Accepted clients (held in pairs_) the worker was not told of yet: the channel was
+  // full. In order; a new worker gets them with everything else (kAdopt).
+  std::deque<uint64_t> unsent_clients_;
+  // The keeper and the worker each hold one fd per proxied socket, two per pair, under
+  // the same RLIMIT_NOFILE: beyond (limit - kFdReserve) / 2 pairs an fd would be
+  // missing somewhere (an SCM_RIGHTS fd dropped, a backend not connected). So the
+  // keeper stops accepting there, and new connections wait in the listen backlog.
+  static constexpr size_t kFdReserve = 100;  // logs, channel, memfds, checks, /metrics
+  size_t max_pairs_ = 0;
+  bool at_fd_cap_ = false;  // logged once per episode
   std::unique_ptr<WorkerChild> worker_;
   std::string restoring_path_;  // the file the current worker restores, until kReady
   std::optional<UniqueFd> upgrade_binary_;  // preflighted, while an upgrade runs

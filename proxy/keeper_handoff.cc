@@ -193,6 +193,7 @@ void Keeper::begin_reload() {
   pending_config_ = std::move(*parsed.config);
   pending_config_text_ = std::move(*text);
   running_ = Action::kReload;
+  update_accepting();  // new clients wait in the backlog for the new worker
   action_started_ = Clock::now();
   log_->info("reload: quiescing worker {}", worker_->pid);
   (void)worker_->channel.send(make_message(MessageType::kQuiesce));
@@ -214,9 +215,8 @@ void Keeper::finish_reload() {
     }
   }
   for (auto& [name, fd] : pending_listeners_) {
-    listeners_[name] = std::move(fd);
     for (const config::Service& s : pending_config_->services) {
-      if (s.name == name) listener_addresses_[name] = s.listen.to_string();
+      if (s.name == name) add_listener(name, std::move(fd), s.listen.to_string());
     }
   }
   pending_listeners_.clear();
@@ -248,6 +248,7 @@ void Keeper::begin_upgrade() {
   }
   upgrade_binary_ = std::move(*exe);
   running_ = Action::kUpgrade;
+  update_accepting();  // new clients wait in the backlog for the new image
   log_->info("upgrade: {} passed preflight; quiescing worker {} ({} pairs)", binary, worker_->pid,
              pairs_.size());
   (void)worker_->channel.send(make_message(MessageType::kQuiesce));
@@ -321,9 +322,9 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
     }
   }
   std::string listen_fds;
-  for (const auto& [service, fd] : listeners_) {
-    ::fcntl(fd.get(), F_SETFD, 0);
-    listen_fds += (listen_fds.empty() ? "" : ",") + service + "=" + std::to_string(fd.get());
+  for (const auto& [service, listener] : listeners_) {
+    ::fcntl(listener->fd(), F_SETFD, 0);
+    listen_fds += (listen_fds.empty() ? "" : ",") + service + "=" + std::to_string(listener->fd());
   }
   (void)segment_.set_inherit_on_exec(true);
   timespec now{};
@@ -365,7 +366,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   // Still here: every fd is open. Undo the checkpoint and carry on with the live sockets
   // (never restore from the file while the originals live).
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
-  for (const auto& [service, fd] : listeners_) ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
+  for (const auto& [service, listener] : listeners_) ::fcntl(listener->fd(), F_SETFD, FD_CLOEXEC);
   (void)segment_.set_inherit_on_exec(false);
   std::vector<repair::Flow> flows;
   repair::Sys sys;

@@ -15,10 +15,8 @@ bool KeeperLink::send(const Message& message, std::span<const int> fds) {
   return true;
 }
 
-void KeeperLink::on_client_accepted(const Pair& pair) {
-  const int fd = pair.client.fd();
-  send(make_message(MessageType::kClientAccepted, pair.id, to_record(pair)),
-       std::span<const int>(&fd, 1));
+void KeeperLink::on_client_refused(uint64_t pair_id) {
+  send(make_message(MessageType::kPairClosed, pair_id));
 }
 
 void KeeperLink::on_backend_connected(const Pair& pair) {

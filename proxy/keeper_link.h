@@ -1,7 +1,7 @@
 // KeeperLink: the worker's end of the control channel (control_channel.h) as a
-// PairObserver: every accepted client, connected backend and closed pair is reported
-// to the keeper as it happens, with the fd, so that the keeper always holds a
-// duplicate of every proxied socket (DESIGN §2).
+// PairObserver: every connected backend (with its fd), refused client and closed pair
+// is reported to the keeper as it happens. The keeper accepted each client itself, so
+// with the backends it always holds a duplicate of every proxied socket (DESIGN §2).
 //
 // A send that fails means the keeper is gone: the link logs it once and stops sending;
 // the worker notices the channel's EOF on its own and drains.
@@ -17,7 +17,8 @@ class KeeperLink final : public PairObserver {
  public:
   KeeperLink(ControlChannel& channel, Logger log) : channel_(channel), log_(std::move(log)) {}
 
-  void on_client_accepted(const Pair& pair) override;
+  void on_client_accepted(const Pair&) override {}  // the keeper accepted it
+  void on_client_refused(uint64_t pair_id) override;
   void on_backend_connected(const Pair& pair) override;
   void on_pair_closed(const Pair& pair, CloseReason reason) override;
 

@@ -42,10 +42,12 @@ Status Listener::start() {
   }
   const int rc = socket_.watch(UV_READABLE, &Listener::on_readable);
   if (rc != 0) return Error{-rc, "service " + service_ + ": poll listener: " + uv_strerror(rc)};
+  accepting_ = true;
   return {};
 }
 
 void Listener::stop() {
+  accepting_ = false;
   socket_.watch(0, &Listener::on_readable);
   if (pause_timer_.initialized()) uv_timer_stop(pause_timer_.get());
 }
@@ -73,7 +75,7 @@ void Listener::on_resume(uv_timer_t* timer) {
 }
 
 void Listener::accept_all() {
-  for (;;) {
+  while (accepting_) {
     UniqueFd fd(::accept4(socket_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (fd) {
       on_accept_(std::move(fd));

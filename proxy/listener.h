@@ -37,11 +37,12 @@ class Listener {
   Listener& operator=(const Listener&) = delete;
 
   Status start();
-  // Stops accepting; the socket stays open (its backlog keeps queueing SYNs).
+  // Stops accepting, also between two accepts of one readable event (so an AcceptFn may
+  // call it); the socket stays open (its backlog keeps queueing SYNs).
   void stop();
   // After stop(): the listening fd, for the next owner.
   UniqueFd release();
-  int fd() const { return socket_.fd(); }
+  int fd() const { return fd_before_start_ ? fd_before_start_.get() : socket_.fd(); }
 
  private:
   static void on_readable(uv_poll_t* handle, int status, int events);
@@ -56,6 +57,7 @@ class Listener {
   UvHandle<uv_timer_t> pause_timer_;
   AcceptFn on_accept_;
   Logger log_;
+  bool accepting_ = false;      // between start() and stop()
   bool in_fd_episode_ = false;  // an fd shortage was logged
   uint64_t last_shortage_ms_ = 0;
 };

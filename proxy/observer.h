@@ -1,10 +1,11 @@
-// PairObserver: the points in a pair's life where a keeper (a later issue) must hear
-// about it (DESIGN §2, control channel). The worker calls these synchronously on its
-// loop thread; an implementation must not block and must not close the fds.
+// PairObserver: the points in a pair's life where the keeper must hear about it
+// (DESIGN §2, control channel). The worker calls these synchronously on its loop
+// thread; an implementation must not block and must not close the fds.
 //
-//   on_client_accepted    right after accept(), before any peek, connect or header:
-//                         the keeper takes its duplicate of the client fd here, so a crash
-//                         during the backend connect loses nothing.
+//   on_client_accepted    a new pair, before any peek, connect or header. Under a keeper
+//                         the keeper accepted the client itself and already holds it.
+//   on_client_refused     a client the keeper accepted was turned away before it became
+//                         a pair (max_connections): the keeper closes its duplicate.
 //   on_backend_connected  the backend connect completed: the backend fd and the pair
 //                         record (to_record(pair)) follow.
 //   on_pair_closed        the pair ended ("finished" or "aborted"): the keeper drops its
@@ -40,14 +41,16 @@ class PairObserver {
  public:
   virtual ~PairObserver() = default;
   virtual void on_client_accepted(const Pair& pair) = 0;
+  virtual void on_client_refused(uint64_t pair_id) = 0;
   virtual void on_backend_connected(const Pair& pair) = 0;
   virtual void on_pair_closed(const Pair& pair, CloseReason reason) = 0;
 };
 
-// Until the keeper exists: nobody is listening.
+// No keeper (in-process tests): nobody is listening.
 class NullPairObserver final : public PairObserver {
  public:
   void on_client_accepted(const Pair&) override {}
+  void on_client_refused(uint64_t) override {}
   void on_backend_connected(const Pair&) override {}
   void on_pair_closed(const Pair&, CloseReason) override {}
 };

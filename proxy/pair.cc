@@ -45,6 +45,18 @@ repair::PairRecord to_record(const Pair& pair) {
   return record;
 }
 
+repair::PairRecord accepted_client_record(std::string service, int64_t created_at_unix_ms) {
+  const Baselines fresh;
+  repair::PairRecord record;
+  record.service = std::move(service);
+  record.client_off_w = fresh.client_off_w;
+  record.client_off_r = fresh.client_off_r;
+  record.backend_off_w = fresh.backend_off_w;
+  record.backend_off_r = fresh.backend_off_r;
+  record.created_at_unix_ms = created_at_unix_ms;
+  return record;
+}
+
 void apply_record(const repair::PairRecord& record, Pair& pair) {
   pair.backend_address = record.backend;
   pair.upstream.finished = record.has(repair::kClientFinished);

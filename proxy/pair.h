@@ -86,6 +86,9 @@ struct Pair {
 // The pair's metadata as the handoff carries it. No socket images: whoever dumps the
 // sockets (the keeper) adds those.
 repair::PairRecord to_record(const Pair& pair);
+// The record of a client just accepted (by the keeper), as to_record() would give it for
+// a new pair: nothing forwarded, the baselines of a fresh accept and connect.
+repair::PairRecord accepted_client_record(std::string service, int64_t created_at_unix_ms);
 // Fills a pair's metadata from a record (flows, header, counters, baselines, id).
 void apply_record(const repair::PairRecord& record, Pair& pair);
 

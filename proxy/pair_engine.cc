@@ -34,8 +34,8 @@ PairEngine::PairEngine(uv_loop_t* loop, PairTable& pairs, PairObserver& observer
       log_(std::move(log)),
       scratch_(scratch_bytes) {}
 
-void PairEngine::accept_client(ServiceRuntime& service, UniqueFd fd) {
-  Pair& pair = pairs_.create();
+void PairEngine::accept_client(ServiceRuntime& service, UniqueFd fd, uint64_t pair_id) {
+  Pair& pair = pair_id != 0 ? pairs_.create_with_id(pair_id) : pairs_.create();
   pair.engine = this;
   pair.service = &service;
   pair.created_at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -44,7 +44,8 @@ class PairEngine {
   PairEngine& operator=(const PairEngine&) = delete;
 
   // A client the service's listener accepted (admission already decided).
-  void accept_client(ServiceRuntime& service, UniqueFd fd);
+  // `pair_id` 0: the table picks the next id; else the id the keeper gave the client.
+  void accept_client(ServiceRuntime& service, UniqueFd fd, uint64_t pair_id = 0);
 
   // A pair from an earlier worker: both fds (the backend's may be invalid: connect
   // afresh) and its record. `service` is the runtime named by record.service.

@@ -21,7 +21,8 @@ Worker::Worker(const config::Config& config, Logger log, PairObserver& observer,
     : config_(config),
       log_(std::move(log)),
       options_(options),
-      loop_(std::make_unique<uv_loop_t>()) {
+      loop_(std::make_unique<uv_loop_t>()),
+      observer_(observer) {
   engine_ = std::make_unique<PairEngine>(loop_.get(), pairs_, observer,
                                          options_.ops != nullptr ? *options_.ops : ops_, log_,
                                          options_.scratch_bytes);
@@ -153,21 +154,36 @@ int Worker::run() {
   return 0;
 }
 
-void Worker::admit(ServiceRuntime& service, UniqueFd fd) {
-  if (service.active >= service.config.max_connections) {
-    reject(service, std::move(fd));
+void Worker::accept_from_keeper(const std::string& service, uint64_t pair_id, UniqueFd fd) {
+  for (auto& s : services_) {
+    if (s->config.name != service) continue;
+    if (draining_ || finished_) break;
+    admit(*s, std::move(fd), pair_id);
     return;
   }
-  engine_->accept_client(service, std::move(fd));
+  log_->warn("pair {}: client for service {} refused: {}", pair_id, service,
+             draining_ || finished_ ? "stopping" : "no such service");
+  fd.reset();
+  observer_.on_client_refused(pair_id);
+}
+
+void Worker::admit(ServiceRuntime& service, UniqueFd fd, uint64_t pair_id) {
+  if (service.active >= service.config.max_connections) {
+    reject(service, std::move(fd), pair_id);
+    return;
+  }
+  engine_->accept_client(service, std::move(fd), pair_id);
 }
 
 // Over max_connections: closed at once. Logged at most once a second per service, with
 // the count, so a flood does not become a flood of log lines.
-void Worker::reject(ServiceRuntime& service, UniqueFd fd) {
+void Worker::reject(ServiceRuntime& service, UniqueFd fd, uint64_t pair_id) {
   const repair::Endpoint peer = peer_endpoint(fd.get());
   // Counted before the close, so that a client which saw the close also sees the count.
   service.metrics.connection_rejected(metrics::RejectReason::kMaxConnections);
   fd.reset();
+  // The keeper's duplicate keeps the connection open until the keeper drops it.
+  if (pair_id != 0) observer_.on_client_refused(pair_id);
   service.rejected++;
   service.rejected_unlogged++;
   const uint64_t now = uv_now(loop_.get());

@@ -7,6 +7,9 @@
 //   adopt_listeners/adopt_pairs  takes sockets from elsewhere     } (restore pairs first)
 //   run()                      until a drain or a quiesce has finished; returns 0
 //
+// Under a keeper the worker has no listeners: the keeper accepts and hands each client
+// over (accept_from_keeper), so that no worker death can take an accepted client along.
+//
 // Stopping (each also reachable from another thread, through a uv_async):
 //   drain   (SIGTERM/SIGINT, request_drain): close the listeners, let pairs finish up to
 //           drain_timeout, then close the rest with FIN both ways.
@@ -74,6 +77,11 @@ class Worker {
 
   int run();
 
+  // Loop thread only: a client the keeper accepted and holds under `pair_id`. Served
+  // like one from a listener, or refused (observer's on_client_refused) when its
+  // service is over max_connections, unknown, or the worker is stopping.
+  void accept_from_keeper(const std::string& service, uint64_t pair_id, UniqueFd fd);
+
   void request_drain();    // thread-safe
   void request_quiesce();  // thread-safe
 
@@ -94,8 +102,8 @@ class Worker {
   Worker(const config::Config& config, Logger log, PairObserver& observer, WorkerOptions options);
   Status init(metrics::Metrics& metrics);
   Status start_serving();
-  void admit(ServiceRuntime& service, UniqueFd fd);
-  void reject(ServiceRuntime& service, UniqueFd fd);
+  void admit(ServiceRuntime& service, UniqueFd fd, uint64_t pair_id = 0);
+  void reject(ServiceRuntime& service, UniqueFd fd, uint64_t pair_id);
   void request(Request r);
   static void on_async(uv_async_t* handle);
   static void on_signal(uv_signal_t* handle, int signum);
@@ -111,6 +119,7 @@ class Worker {
   WorkerOptions options_;
   std::unique_ptr<uv_loop_t> loop_;
   bool loop_open_ = false;
+  PairObserver& observer_;
   SocketOps ops_;
   PairTable pairs_;
   std::unique_ptr<PairEngine> engine_;

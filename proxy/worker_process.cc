@@ -49,19 +49,6 @@ Result<std::string> read_all(int fd) {
   }
 }
 
-Result<std::vector<ListenerFd>> parse_listeners(const std::vector<std::string>& specs) {
-  std::vector<ListenerFd> out;
-  for (const std::string& spec : specs) {
-    const size_t eq = spec.rfind('=');
-    if (eq == std::string::npos) return Error::logic("bad --listener " + spec);
-    Result<int> fd = metrics::parse_fd_number(spec.substr(eq + 1));
-    if (!fd) return fd.error().context("--listener " + spec);
-    ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
-    out.push_back(ListenerFd{spec.substr(0, eq), UniqueFd(*fd)});
-  }
-  return out;
-}
-
 // kAdopt... kAdoptEnd: the live pairs the keeper hands a new worker (reload, or those
 // already out of repair mode when a restoring worker died).
 Result<std::vector<DetachedPair>> receive_adopted(ControlChannel& channel) {
@@ -112,11 +99,13 @@ void rebase_counters(repair::Sys& sys, repair::RestoredPair& pair) {
   }
 }
 
-// Fault injection for the integration tests: SEAMLESS_TEST_CRASH_ONCE=<file> makes a
-// restoring worker die right after the keeper took a batch, if <file> exists (it is
-// removed first, so that the next worker gets through).
-void crash_here_once_for_tests() {
-  const char* trigger = std::getenv("SEAMLESS_TEST_CRASH_ONCE");
+// Fault injection for the integration tests: the environment variable `name` naming
+// a file that exists makes the worker die here (the file is removed first, so that the
+// next worker gets through). SEAMLESS_TEST_CRASH_ONCE: a restoring worker, right after
+// the keeper took a batch. SEAMLESS_TEST_CRASH_ON_CLIENT: on a client from the keeper,
+// before anything (its connect) is done with it.
+void crash_here_once_for_tests(const char* name) {
+  const char* trigger = std::getenv(name);
   if (trigger != nullptr && ::unlink(trigger) == 0) ::raise(SIGKILL);
 }
 
@@ -173,7 +162,7 @@ void hand_over(KeeperLink& link, ControlChannel& channel, const Logger& log,
   if (!ack || !*ack || (*ack)->type != MessageType::kAck) {
     log->error("restore: the keeper did not acknowledge a batch; carrying on without it");
   }
-  crash_here_once_for_tests();
+  crash_here_once_for_tests("SEAMLESS_TEST_CRASH_ONCE");
 }
 
 struct RestoreOutcome {
@@ -238,8 +227,21 @@ void on_control(uv_poll_t* handle, int status, int) {
       watch->worker->request_drain();
       return;
     }
-    if ((*m)->type == MessageType::kQuiesce) watch->worker->request_quiesce();
-    if ((*m)->type == MessageType::kDrain) watch->worker->request_drain();
+    Message& message = **m;
+    switch (message.type) {
+      case MessageType::kClientAccepted:
+        crash_here_once_for_tests("SEAMLESS_TEST_CRASH_ON_CLIENT");
+        if (message.fds.size() == 1 && message.record) {
+          watch->worker->accept_from_keeper(message.record->service, message.pair_id,
+                                            std::move(message.fds[0]));
+        } else {
+          watch->log->error("control channel: a client without its fd or record");
+        }
+        break;
+      case MessageType::kQuiesce: watch->worker->request_quiesce(); break;
+      case MessageType::kDrain: watch->worker->request_drain(); break;
+      default: break;
+    }
   }
 }
 
@@ -272,11 +274,6 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
     log->error("worker: {}", worker.error().message);
     return kExitRuntimeError;
   }
-  Result<std::vector<ListenerFd>> listeners = parse_listeners(args.listeners);
-  if (!listeners) {
-    log->error("worker: {}", listeners.error().message);
-    return kExitRuntimeError;
-  }
   Result<std::vector<DetachedPair>> pairs = receive_adopted(channel);
   if (!pairs) {
     log->error("worker: {}", pairs.error().message);
@@ -297,10 +294,6 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
     }
   }
   (void)(*worker)->adopt_pairs(std::move(*pairs));
-  if (Status s = (*worker)->adopt_listeners(std::move(*listeners)); !s) {
-    log->error("worker: {}", s.error().message);
-    return kExitRuntimeError;
-  }
   std::unique_ptr<metrics::MetricsServer> server;
   if (config.metrics.listen) {
     auto started = metrics::start_metrics_server(config.metrics.listen->to_string(), *segment);

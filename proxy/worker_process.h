@@ -19,7 +19,6 @@ struct WorkerProcessArgs {
   int control_fd = -1;
   int config_fd = -1;        // the config's text, as the keeper read and checked it
   std::string config_name;   // its file name, for messages
-  std::vector<std::string> listeners;  // "service=fd"
   std::string restore_path;  // a handoff file to restore first, or empty
 };
 

@@ -338,7 +338,7 @@ TEST_F(ProxyKeeperTest, RandomKillsAlsoDuringUpgradesNeverResetAStream) {
   start_copy(config_yaml(ServiceSpec{}));
   open_streams(10);
   std::srand(static_cast<unsigned>(::getpid()));
-  for (int round = 0; round < 20; ++round) {
+  for (int round = 0; round < 50; ++round) {
     if (round % 3 == 0) proxy->signal(SIGUSR2);
     std::this_thread::sleep_for(std::chrono::milliseconds(std::rand() % 300));
     if (const pid_t worker = proxy->worker_pid(); worker > 0) ::kill(worker, SIGKILL);
@@ -363,14 +363,68 @@ TEST_F(ProxyKeeperTest, AClientWhoseBackendConnectWasInFlightIsServedByTheNextWo
   UniqueFd d = client();
   ASSERT_TRUE(write_all(c.get(), "ping"));
   ASSERT_TRUE(write_all(d.get(), "pong"));
-  // Kill once the keeper holds both clients: a worker killed between its accept() and
-  // the message carrying the fd loses that one connection (the channel's only gap).
-  ASSERT_TRUE(wait_until([&] { return open_fds(proxy->pid()) >= baseline_fds + 2; }));
+  // Kill once d's backend is connected (the keeper holds c, d and d's backend).
+  ASSERT_TRUE(wait_until([&] { return open_fds(proxy->pid()) >= baseline_fds + 3; }));
   ::kill(proxy->worker_pid(), SIGKILL);  // c's backend connect is still in flight
   ASSERT_TRUE(proxy->wait_for_count("crash handoff done", 1));
   EXPECT_EQ(read_some(c.get(), 4, std::chrono::seconds(10)).data, "ping");
   EXPECT_EQ(read_some(d.get(), 4, std::chrono::seconds(10)).data, "pong");
   EXPECT_EQ(echo->resets(), 0u);
+}
+
+// The keeper accepts and holds every client before a worker sees it, so a worker that
+// dies between the accept and the backend connect (here: on receiving the client, with
+// a burst of others queued behind it) costs those clients a stall only.
+TEST_F(ProxyKeeperTest, ClientsAcceptedJustBeforeTheWorkerDiedAreServedByTheNextWorker) {
+  auto echo = backend(7101);
+  const std::string trigger = bin_dir_for_test() + "-crash-on-client";
+  start_copy(config_yaml(ServiceSpec{}), "env SEAMLESS_TEST_CRASH_ON_CLIENT=" + trigger);
+  open_streams(5);
+  std::ofstream(trigger) << "";
+  std::vector<UniqueFd> burst;
+  for (int i = 0; i < 30; ++i) {
+    burst.push_back(client());
+    ASSERT_TRUE(write_all(burst.back().get(), "client-" + std::to_string(100 + i)));
+  }
+  ASSERT_TRUE(proxy->wait_for_count("crash handoff done", 1));
+  EXPECT_FALSE(std::filesystem::exists(trigger)) << "the worker never got a client";
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(read_some(burst[size_t(i)].get(), 10, std::chrono::seconds(10)).data,
+              "client-" + std::to_string(100 + i));
+  }
+  ASSERT_TRUE(streams_advance(256 * 1024));
+  EXPECT_EQ(echo->resets(), 0u);
+  const std::string m = metrics();
+  EXPECT_EQ(metric(m, "seamless_worker_restarts_total{cause=\"signal\"}"), 1) << m;
+}
+
+// Each socket is open in the keeper and in the worker: with an open-files limit of 300
+// the keeper holds at most (300 - 100) / 2 = 100 pairs, then leaves new connections in
+// the listen backlog (never dropping an fd on the way) until some close.
+TEST_F(ProxyKeeperTest, AtTheOpenFilesCapNewClientsWaitInTheBacklogUntilSomeClose) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}), "prlimit --nofile=300:300");
+  std::vector<UniqueFd> served;
+  for (int i = 0; i < 100; ++i) {
+    served.push_back(client());
+    ASSERT_TRUE(write_all(served.back().get(), "s"));
+    ASSERT_EQ(read_some(served.back().get(), 1, std::chrono::seconds(10)).data, "s") << i;
+  }
+  std::vector<UniqueFd> waiting;
+  for (int i = 0; i < 10; ++i) {
+    waiting.push_back(client());  // the kernel completes the handshake: it is in the backlog
+    ASSERT_TRUE(write_all(waiting.back().get(), "w" + std::to_string(i)));
+  }
+  ASSERT_TRUE(proxy->wait_for_log("the most the open-files limit 300 allows"));
+  EXPECT_EQ(read_some(waiting[0].get(), 2, std::chrono::milliseconds(500)).data, "");
+  served.resize(80);  // 20 close
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(read_some(waiting[size_t(i)].get(), 2, std::chrono::seconds(10)).data,
+              "w" + std::to_string(i));
+  }
+  EXPECT_TRUE(proxy->wait_for_log("below the open-files cap again"));
+  EXPECT_EQ(echo->resets(), 0u);
+  EXPECT_EQ(proxy->log().find("MSG_CTRUNC"), std::string::npos) << proxy->log();
 }
 
 TEST_F(ProxyKeeperTest, AWorkerWhoseKeeperDiedDrainsItsConnections) {

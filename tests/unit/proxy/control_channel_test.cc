@@ -101,6 +101,21 @@ TEST(ProxyControlChannel, FdsTravelWithTheirMessageAndArriveCloseOnExec) {
   EXPECT_FALSE(eof->has_value());
 }
 
+TEST(ProxyControlChannel, TrySendReportsAFullChannelInsteadOfWaiting) {
+  auto pair = ControlChannel::make_pair();
+  ASSERT_TRUE(pair.ok());
+  size_t sent = 0;
+  Status s;
+  while ((s = pair->first.try_send(make_message(MessageType::kSync))).ok()) {
+    ASSERT_LT(++sent, 100000u) << "the channel never filled";
+  }
+  EXPECT_EQ(s.error().code, EAGAIN);
+  EXPECT_GT(sent, 0u);
+  // Once the peer reads one, there is room for one more.
+  ASSERT_TRUE(pair->second.receive().ok());
+  EXPECT_TRUE(pair->first.try_send(make_message(MessageType::kSync)).ok());
+}
+
 Message with_fds(Message m, int count) {
   for (int i = 0; i < count; ++i) m.fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   return m;
@@ -108,8 +123,9 @@ Message with_fds(Message m, int count) {
 
 TEST(ProxyHeldPairs, FollowAPairsLifeFromItsMessages) {
   HeldPairs held;
-  Message accepted = with_fds(make_message(MessageType::kClientAccepted, 1, sample_record(1)), 1);
-  ASSERT_TRUE(held.apply(accepted).ok());
+  EXPECT_EQ(held.hold_client(UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)), sample_record(9)),
+            1u);  // the keeper's ids, not the record's
+  EXPECT_EQ(held.pairs().at(1).record.id, 1u);
   EXPECT_EQ(held.fd_count(), 1u);
   EXPECT_EQ(held.live_pairs().at(0).backend_fd, -1);  // connect in flight
   repair::PairRecord later = sample_record(1);
@@ -128,6 +144,19 @@ TEST(ProxyHeldPairs, FollowAPairsLifeFromItsMessages) {
   EXPECT_EQ(held.fd_count(), 2u);
 }
 
+TEST(ProxyHeldPairs, AcceptedClientsGetIdsAboveEveryIdSeen) {
+  HeldPairs held;
+  Message restored = with_fds(make_message(MessageType::kRestored, 40, sample_record(40)), 2);
+  ASSERT_TRUE(held.apply(restored).ok());
+  Message adopted = with_fds(make_message(MessageType::kAdopt, 7, sample_record(7)), 1);
+  ASSERT_TRUE(held.apply(adopted).ok());
+  EXPECT_EQ(held.hold_client(UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)), {}), 41u);
+  Message closed = make_message(MessageType::kPairClosed, 41);
+  ASSERT_TRUE(held.apply(closed).ok());
+  // A closed pair's id is not handed out again.
+  EXPECT_EQ(held.hold_client(UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)), {}), 42u);
+}
+
 TEST(ProxyHeldPairs, ContradictionsAreReportedAndChangeNothing) {
   HeldPairs held;
   Message unknown_close = make_message(MessageType::kPairClosed, 5);
@@ -135,17 +164,21 @@ TEST(ProxyHeldPairs, ContradictionsAreReportedAndChangeNothing) {
   Message unknown_backend =
       with_fds(make_message(MessageType::kBackendConnected, 5, sample_record(5)), 1);
   EXPECT_FALSE(held.apply(unknown_backend).ok());
-  Message no_fd = make_message(MessageType::kClientAccepted, 5, sample_record(5));
+  Message no_fd = make_message(MessageType::kAdopt, 5, sample_record(5));
   EXPECT_FALSE(held.apply(no_fd).ok());
-  Message first = with_fds(make_message(MessageType::kClientAccepted, 5, sample_record(5)), 1);
+  Message first = with_fds(make_message(MessageType::kAdopt, 5, sample_record(5)), 1);
   ASSERT_TRUE(held.apply(first).ok());
-  Message twice = with_fds(make_message(MessageType::kClientAccepted, 5, sample_record(5)), 1);
+  Message twice = with_fds(make_message(MessageType::kAdopt, 5, sample_record(5)), 1);
   const std::string error = held.apply(twice).ok() ? "" : "refused";
   EXPECT_EQ(error, "refused");
   EXPECT_EQ(held.size(), 1u);
   EXPECT_EQ(held.fd_count(), 1u);
   Message not_about_pairs = make_message(MessageType::kReady, 0, std::nullopt, "ready");
   EXPECT_TRUE(held.apply(not_about_pairs).ok());
+  // Only the keeper accepts clients: a worker claiming one changes nothing.
+  Message claimed = with_fds(make_message(MessageType::kClientAccepted, 6, sample_record(6)), 1);
+  EXPECT_TRUE(held.apply(claimed).ok());
+  EXPECT_EQ(held.size(), 1u);
 }
 
 }  // namespace
