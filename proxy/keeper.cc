@@ -26,6 +26,10 @@ size_t fd_limit() {
   return size_t(limit.rlim_cur);
 }
 
+// Fds kept for everything but proxied sockets: logs, the channel, memfds, health
+// checks, /metrics connections. A tiny limit (a test) keeps half.
+size_t fd_reserve(size_t limit) { return std::min<size_t>(100, limit / 2); }
+
 Result<UniqueFd> config_memfd(const std::string& text) {
   UniqueFd fd(::memfd_create("seamless-config", MFD_CLOEXEC));
   if (!fd) return Error::from_errno("memfd_create");
@@ -158,12 +162,11 @@ int Keeper::run() {
     return 1;
   }
   const size_t limit = fd_limit();
-  if (limit <= kFdReserve + 2) {
-    log_->error("keeper: the open-files limit {} leaves no room for connections (needs > {})",
-                limit, kFdReserve + 2);
+  max_pairs_ = (limit - fd_reserve(limit)) / 2;
+  if (max_pairs_ == 0) {
+    log_->error("keeper: the open-files limit {} leaves no room for connections", limit);
     return 1;
   }
-  max_pairs_ = (limit - kFdReserve) / 2;
   for (auto* timer : {&quiesce_timer_, &respawn_timer_}) {
     timer->init(uv_timer_init(&loop_, timer->get()));
     timer->get()->data = this;
@@ -314,15 +317,17 @@ bool Keeper::serving() const {
 
 void Keeper::update_accepting() {
   const bool full = pairs_.size() >= max_pairs_;
-  if (full && !at_fd_cap_) {
+  // One line per episode: it ends once well below the cap, not at each close.
+  if (full && !fd_cap_episode_) {
+    fd_cap_episode_ = true;
     log_->error(
         "keeper: {} connections held, the most the open-files limit {} allows ((limit - {}) / 2: "
         "each socket is open in the keeper and in the worker); new connections wait in the "
         "listen backlog until some close. Raise LimitNOFILE / ulimit -n to serve more.",
-        pairs_.size(), fd_limit(), kFdReserve);
-  } else if (!full && at_fd_cap_) {
-    log_->info("keeper: {} connections held, below the open-files cap again: accepting",
-               pairs_.size());
+        pairs_.size(), fd_limit(), fd_reserve(fd_limit()));
+  } else if (fd_cap_episode_ && pairs_.size() < max_pairs_ - max_pairs_ / 10) {
+    fd_cap_episode_ = false;
+    log_->info("keeper: {} connections held, below the open-files cap again", pairs_.size());
   }
   at_fd_cap_ = full;
   const bool accept = serving() && unsent_clients_.empty() && !full;
@@ -435,7 +440,10 @@ void Keeper::handle_message(Message& m) {
       return;
     default:
       if (Status s = pairs_.apply(m); !s) log_->error("keeper: {}", s.error().message);
-      if (at_fd_cap_ && pairs_.size() < max_pairs_) update_accepting();
+      if ((at_fd_cap_ && pairs_.size() < max_pairs_) ||
+          (fd_cap_episode_ && pairs_.size() < max_pairs_ - max_pairs_ / 10)) {
+        update_accepting();
+      }
   }
 }
 

@@ -178,12 +178,12 @@ class Keeper : public CtlHandler {
   // full. In order; a new worker gets them with everything else (kAdopt).
   std::deque<uint64_t> unsent_clients_;
   // The keeper and the worker each hold one fd per proxied socket, two per pair, under
-  // the same RLIMIT_NOFILE: beyond (limit - kFdReserve) / 2 pairs an fd would be
-  // missing somewhere (an SCM_RIGHTS fd dropped, a backend not connected). So the
-  // keeper stops accepting there, and new connections wait in the listen backlog.
-  static constexpr size_t kFdReserve = 100;  // logs, channel, memfds, checks, /metrics
+  // the same RLIMIT_NOFILE: beyond (limit - reserve) / 2 pairs an fd would be missing
+  // somewhere (an SCM_RIGHTS fd dropped, a backend not connected). So the keeper stops
+  // accepting there, and new connections wait in the listen backlog.
   size_t max_pairs_ = 0;
-  bool at_fd_cap_ = false;  // logged once per episode
+  bool at_fd_cap_ = false;       // the listeners stopped for it
+  bool fd_cap_episode_ = false;  // logged; ends well below the cap
   std::unique_ptr<WorkerChild> worker_;
   std::string restoring_path_;  // the file the current worker restores, until kReady
   std::optional<UniqueFd> upgrade_binary_;  // preflighted, while an upgrade runs
