@@ -153,7 +153,7 @@ std::string config_yaml() {
          std::to_string(kBackendPort) + "\"\n"
          "    max_connections: 10000\n"
          "handoff:\n"
-         "  dir: \"@DIR@/handoff\"\n"
+         "  dir: \"@STATE@/handoff\"\n"
          "  lock_timeout: 30s\n"
          "  nft_table: slhbench\n"
          "drain_timeout: 1s\n"

@@ -122,10 +122,16 @@ SeamlessRun::SeamlessRun(const std::string& netns, const std::string& binary,
   char dir[] = "/tmp/sl-hbench-XXXXXX";
   if (::mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp");
   dir_ = dir;
+  // The handoff file goes where production puts it, on a tmpfs (/run/seamless by
+  // default), not on this machine's /tmp (a disk: each fsync would be timed too).
+  char state[] = "/dev/shm/sl-hbench-XXXXXX";
+  if (::mkdtemp(state) == nullptr) throw std::runtime_error("mkdtemp /dev/shm");
+  state_dir_ = state;
   const std::string exe = dir_ + "/seamless";
   std::filesystem::copy_file(binary, exe);
   std::string yaml = config_yaml;
   for (size_t at; (at = yaml.find("@DIR@")) != std::string::npos;) yaml.replace(at, 5, dir_);
+  for (size_t at; (at = yaml.find("@STATE@")) != std::string::npos;) yaml.replace(at, 7, state_dir_);
   const std::string config = dir_ + "/seamless.yaml";
   std::ofstream(config) << yaml;
   const std::string log = dir_ + "/seamless.log";
@@ -144,6 +150,7 @@ SeamlessRun::SeamlessRun(const std::string& netns, const std::string& binary,
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     std::filesystem::remove_all(dir_);
+    std::filesystem::remove_all(state_dir_);
     throw std::runtime_error(std::string("spawn seamless: ") + std::strerror(rc));
   }
 }
@@ -153,6 +160,7 @@ SeamlessRun::~SeamlessRun() {
     std::fprintf(stderr, "handoff_bench: seamless %d did not stop on SIGTERM; killed\n", pid_);
   }
   std::filesystem::remove_all(dir_);
+  std::filesystem::remove_all(state_dir_);
 }
 
 std::string SeamlessRun::log() const { return read_file(dir_ + "/seamless.log"); }

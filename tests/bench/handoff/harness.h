@@ -94,6 +94,7 @@ class SeamlessRun {
 
  private:
   std::string dir_;
+  std::string state_dir_;  // tmpfs: the handoff dir
   pid_t pid_ = -1;
   bool exited_ = false;
 };
