@@ -87,7 +87,10 @@ int run_command(const std::string& config_path) {
     log->error("metrics: {}", segment.error().message);
     return kExitRuntimeError;
   }
-  Result<repair::FlowLock> lock = repair::FlowLock::open(config->handoff.nft_table);
+  // After an exec the table holds the locked flows of this very handoff.
+  repair::FlowLockOptions lock_options;
+  lock_options.ensure_ruleset = !inherited->after_exec;
+  Result<repair::FlowLock> lock = repair::FlowLock::open(config->handoff.nft_table, lock_options);
   if (!lock) {
     log->error("{}", lock.error().message);
     return kExitRuntimeError;

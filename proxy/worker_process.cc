@@ -174,7 +174,10 @@ struct RestoreOutcome {
 Result<RestoreOutcome> restore_file(const config::Config& config, const std::string& path,
                                     const std::unordered_set<uint64_t>& adopted, KeeperLink& link,
                                     ControlChannel& channel, const Logger& log) {
-  Result<repair::FlowLock> lock = repair::FlowLock::open(config.handoff.nft_table);
+  repair::FlowLockOptions made_by_the_keeper;
+  made_by_the_keeper.ensure_ruleset = false;
+  Result<repair::FlowLock> lock =
+      repair::FlowLock::open(config.handoff.nft_table, made_by_the_keeper);
   if (!lock) return lock.error().context("restore");
   repair::Sys sys;
   RestoreOutcome out;

@@ -161,7 +161,9 @@ Result<FlowLock> FlowLock::start(std::string table, FlowLockOptions options,
   if (!socket) return with_advice(socket.error(), 0).context(where);
   FlowLock lock(std::move(table), options.mark,
                 std::make_unique<nft::Socket>(std::move(socket).value()));
-  if (Status s = lock.ensure_ruleset(); !s) return s.error();
+  if (options.ensure_ruleset) {
+    if (Status s = lock.ensure_ruleset(); !s) return s.error();
+  }
   return lock;
 }
 

@@ -284,6 +284,25 @@ TEST_F(FlowLockTest, OpenTwiceKeepsLockedFlowsAndRulesOnce) {
   EXPECT_EQ(count(first), 0u);
 }
 
+TEST_F(FlowLockTest, OpeningWithoutEnsuringTrustsTheTableAndLeavesItsRulesAlone) {
+  FlowLock maker = open_lock();
+  const Flow flow{parse("198.18.0.1:4000"), parse("198.18.0.2:80")};
+  ASSERT_OK(maker.lock({&flow, 1}, seconds(60)));
+  FlowLockOptions attach;
+  attach.ensure_ruleset = false;
+  FlowLock attached = open_lock(attach);  // e.g. a restoring worker
+  EXPECT_EQ(count(attached), 1u);
+  ASSERT_OK(attached.unlock({&flow, 1}));
+  EXPECT_EQ(count(maker), 0u);
+  // Without the table, the first use says so.
+  ASSERT_OK(maker.destroy());
+  FlowLock orphan = open_lock(attach);
+  const Status status = orphan.lock({&flow, 1}, seconds(1));
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.error().message.find("lock inet " + table_), std::string::npos)
+      << status.error().message;
+}
+
 TEST_F(FlowLockTest, DestroyRemovesTheTable) {
   FlowLock lock = open_lock();
   ASSERT_EQ(testing::sh(hosts_.host.exec("nft list table inet " + table_ + " >/dev/null")), 0);
