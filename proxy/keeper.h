@@ -108,8 +108,9 @@ class Keeper : public CtlHandler {
 
   // keeper.cc: life, signals, the worker.
   Status open_listeners(const config::Config& config);
+  // keeper_accept.cc: clients.
+  Status size_fd_cap();  // max_pairs_ from RLIMIT_NOFILE
   void add_listener(const std::string& service, UniqueFd fd, const std::string& address);
-  // keeper.cc: clients.
   bool serving() const;  // a ready worker and no handoff or stop under way
   // Accepts while serving(), every accepted client reached the worker and the pairs
   // held stay within max_pairs_.
@@ -183,7 +184,9 @@ class Keeper : public CtlHandler {
   // accepting there, and new connections wait in the listen backlog.
   size_t max_pairs_ = 0;
   bool at_fd_cap_ = false;       // the listeners stopped for it
-  bool fd_cap_episode_ = false;  // logged; ends well below the cap
+  bool fd_cap_episode_ = false;  // at the cap; ends well below it
+  bool fd_cap_logged_ = false;   // this episode was logged
+  std::chrono::steady_clock::time_point last_fd_cap_log_{};
   std::unique_ptr<WorkerChild> worker_;
   std::string restoring_path_;  // the file the current worker restores, until kReady
   std::optional<UniqueFd> upgrade_binary_;  // preflighted, while an upgrade runs
