@@ -185,7 +185,16 @@ redis_rps() {  # port extra-args...
     tr '\r' '\n' | awk -F'[: ]+' '/requests per second/ {print $2; exit}'
 }
 
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# A proxy is its process and its children: seamless's keeper (which accepts and holds a
+# duplicate of every socket) and its worker (the data path); HAProxy has no children.
+process_tree() { echo "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); }
+rss_kib() {
+  local pid total=0
+  for pid in $(process_tree "$1"); do
+    total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")))
+  done
+  echo "$total"
+}
 
 # RSS growth per idle connection (bytes): opens $idle connections, measures, closes.
 idle_bytes_per_conn() {  # port pid
@@ -229,7 +238,13 @@ get_requests=100000
 # The proxy's own CPU time (user + system, from /proc) per GET request, in µs. On a
 # shared or small machine the request rate mostly measures who got the cores; this is
 # what each proxy spent per request, whatever the scheduler did.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() {
+  local pid total=0
+  for pid in $(process_tree "$1"); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
 get_with_cpu() {  # port pid: prints "requests/s µs-per-request"
   local before after rps
   before=$(cpu_ticks "$2")
