@@ -17,7 +17,12 @@
 //   handoff_bench --seamless BUILD/proxy/seamless [--connections 100,1000,5000]
 //                 [--event upgrade|crash|upgrade,crash] [--interval-ms auto|N]
 //                 [--chunk 64] [--nodelay on|off] [--baseline-ms 2000] [--connect-window 4]
+//                 [--probes 10] [--probe-interval-ms 5]
 //                 [--autogroup-nice N] [--perf PREFIX] [--out DIR]
+//
+// --probes N adds N connections (spread among the N bulk ones) that write every
+// --probe-interval-ms and are reported apart: the bulk interval at 1,000 connections
+// (100 ms) leaves the stall that coarse, the probes resolve it to a few ms.
 //
 // Runs go by connection count, then event (upgrade 100, crash 100, upgrade 1000, ...).
 // --perf PREFIX records the whole machine (perf record -a -g) from just before the
@@ -68,6 +73,11 @@ struct Args {
   bool nodelay = false;
   int baseline_ms = 2000;
   size_t connect_window = 4;  // connections opened but not yet at the backend
+  // 10 probes at 5 ms add 2,000 writes per second per direction to the 10,000 of the
+  // bulk (auto_interval_ms), which the machine still carries; 5 ms is a thirtieth of
+  // issue 6's 150 ms.
+  size_t probes = 10;
+  int probe_interval_ms = 5;
   std::optional<int> autogroup_nice;
   std::string perf_out;  // perf record -a -g around the event, into <perf_out>-EVENT-N.data
   std::string out;
@@ -77,7 +87,7 @@ struct Args {
   std::fprintf(stderr,
                "handoff_bench: %s\nusage: handoff_bench --seamless PATH [--connections "
                "100,1000,5000] [--event upgrade,crash] [--interval-ms auto|N] [--chunk BYTES] "
-               "[--nodelay on|off] "
+               "[--nodelay on|off] [--probes N] [--probe-interval-ms MS] "
                "[--baseline-ms MS] [--connect-window N] [--autogroup-nice N] [--perf PREFIX] "
                "[--out DIR]\n",
                why.c_str());
@@ -116,6 +126,10 @@ Args parse_args(int argc, char** argv) {
       a.nodelay = value == "1" || value == "on";
     } else if (flag == "--chunk") {
       a.chunk = std::stoul(value);
+    } else if (flag == "--probes") {
+      a.probes = std::stoul(value);
+    } else if (flag == "--probe-interval-ms") {
+      a.probe_interval_ms = std::stoi(value);
     } else if (flag == "--perf") {
       a.perf_out = value;
     } else if (flag == "--autogroup-nice") {
@@ -261,6 +275,9 @@ RunResult run_one(const Args& args, size_t n, Event event) {
   options.interval_ms = args.interval_ms > 0 ? args.interval_ms : auto_interval_ms(n);
   options.chunk = args.chunk;
   options.nodelay = args.nodelay;
+  options.probes = args.probes;
+  options.probe_interval_ms = args.probe_interval_ms;
+  const size_t total = options.total();
   RunResult result;
   result.event = event;
   result.options = options;
@@ -281,7 +298,7 @@ RunResult run_one(const Args& args, size_t n, Event event) {
   // sends fail with EAGAIN (net.unix.max_dgram_qlen is 10), after which seamless loses
   // crash protection and an upgrade turns into a crash handoff that resets pairs
   // (reported; --connect-window 0 = no pacing reproduces it).
-  for (uint32_t i = 0; i < n; ++i) {
+  for (uint32_t i = 0; i < total; ++i) {
     if (args.connect_window > 0 &&
         !wait_until([&] { return i < backend.identified() + args.connect_window; },
                     milliseconds(10000))) {
@@ -291,9 +308,9 @@ RunResult run_one(const Args& args, size_t n, Event event) {
     if (interrupted()) throw std::runtime_error("interrupted");
     client.add_connection(connect_client(topo, i), i);
   }
-  if (!wait_until([&] { return backend.identified() == n; }, milliseconds(60000))) {
+  if (!wait_until([&] { return backend.identified() == total; }, milliseconds(60000))) {
     throw std::runtime_error("the backend saw " + std::to_string(backend.identified()) + " of " +
-                             std::to_string(n) + " connections");
+                             std::to_string(total) + " connections");
   }
   client.start();
   state.start_ns = now_ns() + 10000000;
@@ -325,7 +342,7 @@ RunResult run_one(const Args& args, size_t n, Event event) {
   // The window closes once every direction of every live connection has delivered
   // after the handoff was seen done (so each stall ended inside the window).
   auto resumed = [&] {
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < total; ++i) {
       for (Direction d : {kUp, kDown}) {
         if (state.last_delivery(d, i).load() < done_mono) return false;
       }
@@ -372,9 +389,10 @@ RunResult run_one(const Args& args, size_t n, Event event) {
     std::nth_element(ends.begin(), ends.begin() + ends.size() / 2, ends.end());
     result.baseline_gap_end_ms = double(ends[ends.size() / 2] - baseline_mono) / 1e6;
   }
-  result.down = side_summary(client.stats());
-  result.up = side_summary(backend.stats());
-  result.combined = combined_summary(client.stats(), backend.stats());
+  result.down = side_summary(client.stats(), options, false);
+  result.up = side_summary(backend.stats(), options, false);
+  result.combined = combined_summary(client.stats(), backend.stats(), options, false);
+  result.probes = combined_summary(client.stats(), backend.stats(), options, true);
   save(args.out, "seamless-" + tag + ".log", log);
   save(args.out, "metrics-" + tag + ".txt", metrics);
   return result;  // sockets close, then seamless stops, then the namespaces go

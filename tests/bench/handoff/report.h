@@ -42,6 +42,7 @@ struct RunResult {
   Summary down;      // client receiving
   Summary up;        // backend receiving
   Summary combined;  // per connection, the worse of its two directions
+  Summary probes;    // the same over the probe connections (the three above are the bulk)
   std::map<std::string, PhaseSeconds> phases;
   LogTimeline timeline;
   TcpCounters tcp;           // during the handoff window
@@ -53,9 +54,12 @@ struct RunResult {
   std::vector<std::string> errors;
 };
 
-Summary side_summary(const std::vector<DirectionStats>& stats);
+// Over the bulk connections (`probes` false) or over the probes only.
+Summary side_summary(const std::vector<DirectionStats>& stats, const TrafficOptions& options,
+                     bool probes);
 Summary combined_summary(const std::vector<DirectionStats>& a,
-                         const std::vector<DirectionStats>& b);
+                         const std::vector<DirectionStats>& b, const TrafficOptions& options,
+                         bool probes);
 
 void print_run_details(FILE* out, const RunResult& r);
 void print_table(FILE* out, const std::vector<RunResult>& results);

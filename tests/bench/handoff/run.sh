@@ -63,6 +63,12 @@ fi
 cat "$out/table.md"
 
 if [[ -s $out/results.tsv ]] && command -v gnuplot >/dev/null; then
+  # The probes' bar only when a row has probes (column 26): gnuplot fails on a histogram
+  # column without a valid point, and results.tsv of older benches has no such column.
+  probe_bar=
+  if awk -F'\t' 'NR > 1 && $26 > 0 { found = 1 } END { exit !found }' "$out/results.tsv"; then
+    probe_bar=', "" using 28 title "probe stall max (fine resolution)" lc rgb "#16a085"'
+  fi
   gnuplot <<EOF
 set terminal pngcairo size 1500,680 font "sans,11"
 set output "$out/handoff.png"
@@ -74,7 +80,8 @@ set style fill solid 0.85 border -1
 set grid ytics
 set xlabel "\nevent, busy connections"  # the tic labels take two lines
 # results.tsv: 1 event, 2 connections, 4/5 stall max/p99, 10 latency max,
-# 12 baseline gap max, 15 stop, 16 checkpoint, 17 exec, 18 restore, 19 finish (-1 = n/a)
+# 12 baseline gap max, 15 stop, 16 checkpoint, 17 exec, 18 restore, 19 finish (-1 = n/a),
+# 26 probes, 28 probe stall max
 label(e, n) = e . "\n" . n
 pos(x) = x < 0 ? 0 : x
 # issue 5: upgrade <= 50 ms at 100, <= 200 ms at 5000; issue 6: crash <= 150 ms at 1000
@@ -90,7 +97,7 @@ plot "$out/results.tsv" using 4:xtic(label(strcol(1), strcol(2))) title "stall m
      "" using 5 title "stall p99" lc rgb "#e67e22", \
      "" using 10 title "latency max" lc rgb "#2980b9", \
      "" using 12 title "baseline gap max (resolution)" lc rgb "#95a5a6", \
-     "" using (\$0):(goal(strcol(1), \$2)) with points pt 9 ps 2.5 lc rgb "black" title "goal (issues 5, 6)"
+     "" using (\$0):(goal(strcol(1), \$2)) with points pt 9 ps 2.5 lc rgb "black" title "goal (issues 5, 6)"${probe_bar}
 
 set title "Where the handoff goes (log timeline; upgrade: from preflight passed)"
 set ylabel "ms"

@@ -27,9 +27,9 @@ int64_t now_ns() {
 
 TrafficState::TrafficState(const TrafficOptions& options)
     : options_(options),
-      sent_at_(new std::atomic<int64_t>[2 * options.connections * options.ring]()),
-      delivered_(new std::atomic<uint64_t>[2 * options.connections]()),
-      last_rx_(new std::atomic<int64_t>[2 * options.connections]()) {}
+      sent_at_(new std::atomic<int64_t>[2 * options.total() * options.ring]()),
+      delivered_(new std::atomic<uint64_t>[2 * options.total()]()),
+      last_rx_(new std::atomic<int64_t>[2 * options.total()]()) {}
 
 std::atomic<int64_t>& TrafficState::sent_at(Direction d, size_t conn, uint64_t chunk_index) {
   return sent_at_[slot(d, conn) * options_.ring + chunk_index % options_.ring];
@@ -39,9 +39,12 @@ TrafficSide::TrafficSide(Role role, TrafficState& state)
     : role_(role),
       state_(state),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
-      conns_(state.options().connections),
-      stats_(state.options().connections) {
+      conns_(state.options().total()),
+      stats_(state.options().total()) {
   if (!epoll_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+  for (size_t i = 0; i < conns_.size(); ++i) {
+    if (state.options().is_probe(i)) probes_.push_back(i);
+  }
 }
 
 TrafficSide::~TrafficSide() {
@@ -128,6 +131,7 @@ void TrafficSide::run() {
     // its rate; a tick never sends more than one chunk per connection.
     for (size_t k = 0; now >= next_tick && k < slots; ++k) {
       send_slot(tick % slots, now);
+      send_probes(tick, now);
       ++tick;
       next_tick += kTickNs;
     }
@@ -203,21 +207,33 @@ void TrafficSide::on_readable(Conn& c) {
 }
 
 void TrafficSide::send_slot(size_t slot, int64_t now) {
-  const TrafficOptions& o = state_.options();
-  const size_t slots = size_t(std::max(1, o.interval_ms));
-  const uint64_t cap = (o.ring - 2) * o.chunk;
+  const size_t slots = size_t(std::max(1, state_.options().interval_ms));
   for (size_t i = slot; i < conns_.size(); i += slots) {
-    Conn* c = conns_[i].get();
-    if (c == nullptr || c->dead) continue;
-    const uint64_t delivered = state_.delivered(out_dir(), i).load(std::memory_order_acquire);
-    if (c->out_target - delivered <= cap) {
-      state_.sent_at(out_dir(), i, c->out_target / o.chunk).store(now, std::memory_order_release);
-      c->out_target += o.chunk;
-    }
-    // Also retries what an earlier tick could not send (a full send buffer).
-    const long sent = testing::send_stream(c->fd.get(), c->out, c->out_target);
-    if (sent < 0) fail(*c, std::string("send: ") + std::strerror(int(-sent)));
+    if (!state_.options().is_probe(i)) send_one(i, now);
   }
+}
+
+// The probes spread over their own (shorter) interval, like the bulk over theirs.
+void TrafficSide::send_probes(uint64_t tick, int64_t now) {
+  const uint64_t slots = uint64_t(std::max(1, state_.options().probe_interval_ms));
+  for (size_t j = 0; j < probes_.size(); ++j) {
+    if (j % slots == tick % slots) send_one(probes_[j], now);
+  }
+}
+
+void TrafficSide::send_one(size_t i, int64_t now) {
+  const TrafficOptions& o = state_.options();
+  const uint64_t cap = (o.ring - 2) * o.chunk;
+  Conn* c = conns_[i].get();
+  if (c == nullptr || c->dead) return;
+  const uint64_t delivered = state_.delivered(out_dir(), i).load(std::memory_order_acquire);
+  if (c->out_target - delivered <= cap) {
+    state_.sent_at(out_dir(), i, c->out_target / o.chunk).store(now, std::memory_order_release);
+    c->out_target += o.chunk;
+  }
+  // Also retries what an earlier tick could not send (a full send buffer).
+  const long sent = testing::send_stream(c->fd.get(), c->out, c->out_target);
+  if (sent < 0) fail(*c, std::string("send: ") + std::strerror(int(-sent)));
 }
 
 }  // namespace seamless::bench

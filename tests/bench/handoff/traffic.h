@@ -10,7 +10,10 @@
 // backend side; kDown the other way round.
 //
 // Pacing: every connection writes one `chunk` per direction every `interval_ms`, the
-// connections spread evenly over the interval (1 ms ticks). A sender pauses while
+// connections spread evenly over the interval (1 ms ticks). Probe connections (a few
+// more, spread over the open order) write every `probe_interval_ms` instead: the
+// machine cannot carry a fine interval on every connection, and a few fine ones resolve
+// the stall to a few ms where the bulk ones resolve it only to `interval_ms`. A sender pauses while
 // `ring - 2` of its chunks are still undelivered, so queues stay small and a long stall
 // cannot grow them without bound.
 //
@@ -53,6 +56,19 @@ struct TrafficOptions {
   // TCP_NODELAY on every bench socket. Off by default: with Nagle a sender whose last
   // segment is unacknowledged holds its next small writes instead of sending them.
   bool nodelay = false;
+  // Extra connections writing every `probe_interval_ms` (0 = none); measured apart.
+  size_t probes = 0;
+  int probe_interval_ms = 5;
+
+  // Every connection, bulk and probes; indices run 0 .. total() - 1.
+  size_t total() const { return connections + probes; }
+  // Probes are every (total / probes)-th index from 0, so that they are opened (and
+  // perhaps checkpointed and restored) spread among the bulk ones, not all last.
+  bool is_probe(size_t index) const {
+    if (probes == 0) return false;
+    const size_t stride = total() / probes;
+    return index % stride == 0 && index / stride < probes;
+  }
 };
 
 struct DirectionStats {
@@ -78,7 +94,7 @@ class TrafficState {
   std::atomic<bool> stop{false};
 
  private:
-  size_t slot(Direction d, size_t conn) const { return size_t(d) * options_.connections + conn; }
+  size_t slot(Direction d, size_t conn) const { return size_t(d) * options_.total() + conn; }
   TrafficOptions options_;
   std::unique_ptr<std::atomic<int64_t>[]> sent_at_;
   std::unique_ptr<std::atomic<uint64_t>[]> delivered_;
@@ -125,6 +141,8 @@ class TrafficSide {
   void read_header(Conn& c);
   void on_readable(Conn& c);
   void send_slot(size_t slot, int64_t now);
+  void send_probes(uint64_t tick, int64_t now);
+  void send_one(size_t index, int64_t now);
   void fail(Conn& c, const std::string& what);
   void set_nodelay(int fd) const;
   Direction in_dir() const { return role_ == Role::kClient ? kDown : kUp; }
@@ -137,6 +155,7 @@ class TrafficSide {
   std::vector<std::unique_ptr<Conn>> pending_;  // backend: accepted, header not yet read
   std::vector<std::unique_ptr<Conn>> conns_;    // by index
   std::vector<DirectionStats> stats_;
+  std::vector<size_t> probes_;  // indices of the probe connections
   std::atomic<size_t> identified_{0};
   std::atomic<size_t> error_count_{0};
   std::mutex errors_mu_;
