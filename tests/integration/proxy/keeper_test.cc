@@ -11,99 +11,10 @@
 #include <fstream>
 #include <thread>
 
-#include "tests/integration/proxy/proxy_fixture.h"
+#include "tests/integration/proxy/keeper_fixture.h"
 
 namespace seamless::proxy::testing {
 namespace {
-
-constexpr uint64_t kEndless = uint64_t{1} << 40;
-
-// A copy of the built binary at `path`, put in place by rename like a package manager
-// would; `tag` bytes appended make each copy a different file.
-void install_binary(const std::string& path, const std::string& tag) {
-  const std::string tmp = path + ".new";
-  std::filesystem::copy_file(SEAMLESS_BINARY, tmp,
-                             std::filesystem::copy_options::overwrite_existing);
-  std::ofstream(tmp, std::ios::app) << tag;
-  ::chmod(tmp.c_str(), 0755);
-  std::filesystem::rename(tmp, path);
-}
-
-size_t open_fds(pid_t pid) {
-  size_t n = 0;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-    (void)e;
-    ++n;
-  }
-  return n;
-}
-
-// The value of the first sample line that starts with `series` ("name{labels}"), or -1.
-double metric(const std::string& text, const std::string& series) {
-  size_t at = 0;
-  while ((at = text.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
-    at += series.size();
-  }
-  return -1;
-}
-
-class ProxyKeeperTest : public ProxyTest {
- protected:
-  // Starts seamless from a copy of the binary in its own dir (so the test can replace
-  // or remove it), with `wrapper` as in ProxyTest::start.
-  void start_copy(const std::string& yaml, const std::string& wrapper = "") {
-    char dir[] = "/tmp/seamless-keeper-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    bin_dir = dir;
-    binary = bin_dir + "/seamless";
-    install_binary(binary, "");
-    proxy = std::make_unique<SeamlessProcess>(hosts.host.name(), yaml, wrapper, binary);
-    ASSERT_TRUE(proxy->wait_ready());
-  }
-  ~ProxyKeeperTest() override {
-    proxy.reset();
-    if (!bin_dir.empty()) std::filesystem::remove_all(bin_dir);
-  }
-
-  // Opens `n` clients (IPv4 unless `host` says otherwise) and pumps endless streams.
-  void open_streams(size_t n, const std::string& host = TwoHosts::kHost4) {
-    std::vector<Endpoints> ends;
-    for (size_t i = 0; i < n; ++i) {
-      fds.push_back(client(host));
-      const uint32_t seed = static_cast<uint32_t>(fds.size() * 7919);
-      ends.push_back(Endpoints{fds.back().get(), {seed, 0, 0}, {seed, 0, 0}});
-    }
-    pump = std::make_unique<StreamPump>(std::move(ends), kEndless);
-    ASSERT_TRUE(streams_advance(64 * 1024));
-  }
-  // Waits until every stream has received `more` bytes beyond where it stands now.
-  bool streams_advance(uint64_t more) {
-    std::vector<uint64_t> marks;
-    for (const Endpoints& e : pump->progress()) marks.push_back(e.in.received + more);
-    const bool ok = wait_until(
-        [&] {
-          if (!pump->errors().empty()) return true;
-          const std::vector<Endpoints> now = pump->progress();
-          for (size_t i = 0; i < now.size(); ++i) {
-            if (now[i].in.received < marks[i]) return false;
-          }
-          return true;
-        },
-        std::chrono::seconds(30));
-    EXPECT_EQ(pump->errors(), std::vector<std::string>{});
-    return ok && pump->errors().empty();
-  }
-
-  std::string bin_dir_for_test() const {
-    return "/tmp/seamless-keeper-test-" + std::to_string(::getpid());
-  }
-
-  std::string bin_dir;
-  std::string binary;
-  std::vector<UniqueFd> fds;
-  std::unique_ptr<StreamPump> pump;
-};
 
 TEST_F(ProxyKeeperTest, TwentyUpgradesCarryBusyStreamsAndNewConnections) {
   auto echo = backend(7101);
