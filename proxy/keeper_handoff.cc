@@ -242,7 +242,8 @@ void Keeper::begin_upgrade() {
   if (!exe) {
     log_->error("upgrade refused, nothing changed: preflight: {}", exe.error().message);
     metrics_.record_handoff(metrics::HandoffReason::kUpgrade,
-                            metrics::HandoffResult::kPreflightFailed);
+                            exe.error().code == ENOSPC ? metrics::HandoffResult::kNoSpace
+                                                       : metrics::HandoffResult::kPreflightFailed);
     ctl_finished(false, "upgrade refused, nothing changed: preflight: " + exe.error().message);
     return;
   }
@@ -254,7 +255,23 @@ void Keeper::begin_upgrade() {
   uv_timer_start(quiesce_timer_.get(), &on_timer, uint64_t(options_.quiesce_timeout.count()), 0);
 }
 
-Result<std::string> Keeper::checkpoint(bool trim_overhang_first) {
+namespace {
+
+metrics::HandoffResult result_of(repair::CheckpointStep step) {
+  switch (step) {
+    case repair::CheckpointStep::kLock:
+      return metrics::HandoffResult::kLockFailed;
+    case repair::CheckpointStep::kDump:
+      return metrics::HandoffResult::kDumpFailed;
+    case repair::CheckpointStep::kWrite:
+      return metrics::HandoffResult::kWriteFailed;
+  }
+  return metrics::HandoffResult::kDumpFailed;
+}
+
+}  // namespace
+
+Result<std::string> Keeper::checkpoint(bool trim_overhang_first, metrics::HandoffResult* failed) {
   settle_closed_pairs();
   repair::Sys sys;
   const std::vector<repair::LivePair> live = pairs_.live_pairs();
@@ -279,9 +296,14 @@ Result<std::string> Keeper::checkpoint(bool trim_overhang_first) {
     };
   }
   const auto started = Clock::now();
-  Result<repair::CheckpointResult> result = repair::checkpoint_pairs(sys, lock_, live, options);
+  repair::CheckpointStep step = repair::CheckpointStep::kDump;
+  Result<repair::CheckpointResult> result =
+      repair::checkpoint_pairs(sys, lock_, live, options, &step);
   metrics_.observe_phase(metrics::HandoffPhase::kDump, Clock::now() - started);
-  if (!result) return result.error();
+  if (!result) {
+    *failed = result_of(step);
+    return result.error();
+  }
   metrics_.set_queued_bytes(result->queued_bytes);
   metrics_.set_locked_flows(int64_t(result->flows.size()));
   log_->info("checkpoint: {} pairs, {} queued bytes, {} flows locked in {} ms", result->pairs,
@@ -300,10 +322,11 @@ void Keeper::finish_upgrade() {
     if (Status s = spawn_worker(""); !s) stop_loop();
     return;
   }
-  Result<std::string> path = checkpoint(/*trim_overhang=*/false);
+  metrics::HandoffResult failed = metrics::HandoffResult::kDumpFailed;
+  Result<std::string> path = checkpoint(/*trim_overhang=*/false, &failed);
   if (!path) {
     log_->error("upgrade failed, carrying on unchanged: {}", path.error().message);
-    metrics_.record_handoff(metrics::HandoffReason::kUpgrade, metrics::HandoffResult::kDumpFailed);
+    metrics_.record_handoff(metrics::HandoffReason::kUpgrade, failed);
     ctl_finished(false, "upgrade failed, carrying on unchanged: " + path.error().message);
     running_ = Action::kNone;
     upgrade_binary_.reset();

@@ -58,9 +58,16 @@ struct CheckpointOptions {
   std::function<Status(size_t index, PairRecord& record)> before_dump;
 };
 
+// The step a checkpoint failed at (DESIGN.md §4 steps 3-5), for the operator and the
+// metrics: the flow lock, reading the sockets, or writing the file (which includes
+// reading it back and verifying it).
+enum class CheckpointStep { kLock, kDump, kWrite };
+
+// On failure, `*failed_at` (if given) says which step failed.
 Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
                                           std::span<const LivePair> pairs,
-                                          const CheckpointOptions& options);
+                                          const CheckpointOptions& options,
+                                          CheckpointStep* failed_at = nullptr);
 
 struct RestoredPair {
   PairRecord record;  // images included

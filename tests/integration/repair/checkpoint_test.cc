@@ -137,8 +137,10 @@ TEST(Checkpoint, FailureLeavesConnectionsWorking) {
     ASSERT_EQ(::chmod(rig.dir.c_str(), 0777), 0);  // world-writable: refused
     const auto pairs = rig.live_pairs();
     repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr};
-    auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
+    repair::CheckpointStep step = repair::CheckpointStep::kLock;
+    auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options, &step);
     ASSERT_FALSE(done.ok());
+    EXPECT_EQ(step, repair::CheckpointStep::kWrite);
     EXPECT_NE(done.error().message.find("checkpoint"), std::string::npos);
     EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
   }
