@@ -17,6 +17,7 @@
 #include "proxy/keeper.h"
 #include "proxy/preflight.h"
 #include "proxy/sockets.h"
+#include "proxy/test_hooks.h"
 #include "proxy/version.h"
 #include "repair/byte_accounting.h"
 #include "repair/sys.h"
@@ -295,6 +296,7 @@ Result<std::string> Keeper::checkpoint(bool trim_overhang_first, metrics::Handof
       return {};
     };
   }
+  options.before_verify = corrupt_handoff_file_hook(log_);
   const auto started = Clock::now();
   repair::CheckpointStep step = repair::CheckpointStep::kDump;
   Result<repair::CheckpointResult> result =
@@ -322,6 +324,7 @@ void Keeper::finish_upgrade() {
     if (Status s = spawn_worker(""); !s) stop_loop();
     return;
   }
+  fill_handoff_dir_hook(log_);
   metrics::HandoffResult failed = metrics::HandoffResult::kDumpFailed;
   Result<std::string> path = checkpoint(/*trim_overhang=*/false, &failed);
   if (!path) {
@@ -377,8 +380,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   log_->info("upgrade: exec {} with {} pairs in {}", inherited_.binary_path, pairs_.size(),
              handoff_path);
   log_->flush();
-  const bool fail_for_test = std::getenv("SEAMLESS_TEST_FAIL_EXEC") != nullptr;
-  if (!fail_for_test) {
+  if (!exec_fails_for_test()) {
     ::syscall(SYS_execveat, upgrade_binary_->get(), "", argv.data(), envp.data(), AT_EMPTY_PATH);
   } else {
     errno = ENOEXEC;

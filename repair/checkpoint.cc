@@ -147,6 +147,7 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
   step = CheckpointStep::kWrite;
   auto path = writer->commit();
   if (!path) return fail(path.error());
+  if (options.before_verify) options.before_verify(*path);
   auto summary = verify_handoff_file(*path);
   if (!summary || summary->records != pairs.size()) {
     // The file holds user payload and is useless now; a failure to remove it is

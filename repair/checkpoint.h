@@ -56,6 +56,9 @@ struct CheckpointOptions {
   // trims the pair's overhang and rebuilds the record here (DESIGN §3). An error
   // fails the checkpoint (undone as any other failure).
   std::function<Status(size_t index, PairRecord& record)> before_dump;
+  // Called with the committed file before it is read back and verified: the
+  // integration tests corrupt it here to prove that the verify catches it.
+  std::function<void(const std::string& path)> before_verify;
 };
 
 // The step a checkpoint failed at (DESIGN.md §4 steps 3-5), for the operator and the
