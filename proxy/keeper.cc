@@ -447,15 +447,15 @@ void Keeper::on_timer(uv_timer_t* timer) {
   std::string path;
   if (Status trimmed = self->trim_for_adoption(); !trimmed) {
     self->log_->error("keeper: {}; falling back to a checkpoint", trimmed.error().message);
-    Result<std::string> checkpoint = self->checkpoint(/*trim_overhang=*/true);
+    metrics::HandoffResult failed = metrics::HandoffResult::kDumpFailed;
+    Result<std::string> checkpoint = self->checkpoint(/*trim_overhang=*/true, &failed);
     if (checkpoint) {
       path = *checkpoint;
       self->pairs_.take_all();  // in repair mode: closing them is silent
     } else {
       self->log_->error("keeper: crash checkpoint failed: {}; a new worker adopts the live sockets",
                         checkpoint.error().message);
-      self->metrics_.record_handoff(metrics::HandoffReason::kCrash,
-                                    metrics::HandoffResult::kDumpFailed);
+      self->metrics_.record_handoff(metrics::HandoffReason::kCrash, failed);
     }
   }
   self->restoring_path_ = path;

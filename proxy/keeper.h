@@ -141,9 +141,10 @@ class Keeper : public CtlHandler {
   void finish_reload();
   void finish_upgrade();
   // Locks, (after a crash) trims overhangs, dumps, writes; on success every held
-  // socket is in repair mode and `path` names the verified file.
-  Result<std::string> checkpoint(bool trim_overhang);
-  void settle_closed_pairs();
+  // socket is in repair mode and `path` names the verified file. On failure `*failed`
+  // is the step's result label (lock, dump or write failed).
+  Result<std::string> checkpoint(bool trim_overhang, metrics::HandoffResult* failed);
+  void settle_closed_pairs(bool live_adoption);
   // After a crash: every held pair's overhang discarded and its record rebuilt from the
   // kernel's counters, ready for a new worker to adopt.
   Status trim_for_adoption();

@@ -17,6 +17,7 @@
 #include "proxy/keeper.h"
 #include "proxy/preflight.h"
 #include "proxy/sockets.h"
+#include "proxy/test_hooks.h"
 #include "proxy/version.h"
 #include "repair/byte_accounting.h"
 #include "repair/sys.h"
@@ -93,8 +94,10 @@ uint8_t tcp_state(repair::Sys& sys, int fd) {
 // A leg already in CLOSE has no connection left to migrate (its peer reset it, or both
 // FINs went through just before the quiesce). Its pair ends here as the worker would
 // have ended it: the partner is aborted after a reset or when bytes it was owed are
-// stranded, else shut down in order.
-void Keeper::settle_closed_pairs() {
+// stranded, else shut down in order. With `live_adoption` (a new worker takes over
+// the live sockets, no dump), a leg closed in order that still holds bytes is left
+// alone: the worker reads them, forwards them and passes the EOF on, as it would have.
+void Keeper::settle_closed_pairs(bool live_adoption) {
   repair::Sys sys;
   for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
     HeldPair& p = it->second;
@@ -111,6 +114,10 @@ void Keeper::settle_closed_pairs() {
     ::getsockopt(closed, SOL_SOCKET, SO_ERROR, &error, &len);
     int unread = 0;
     ::ioctl(closed, SIOCINQ, &unread);
+    if (live_adoption && error == 0 && unread > 0) {
+      ++it;
+      continue;
+    }
     const bool abort = error != 0 || unread > 0;
     if (partner >= 0 && !(client_closed && backend_closed)) {
       if (abort) {
@@ -131,7 +138,7 @@ void Keeper::settle_closed_pairs() {
 }
 
 Status Keeper::trim_for_adoption() {
-  settle_closed_pairs();
+  settle_closed_pairs(/*live_adoption=*/true);
   repair::Sys sys;
   for (auto& [id, pair] : pairs_.pairs()) {
     const repair::LivePair live{pair.client.get(), pair.backend.get(), pair.record};
@@ -242,7 +249,8 @@ void Keeper::begin_upgrade() {
   if (!exe) {
     log_->error("upgrade refused, nothing changed: preflight: {}", exe.error().message);
     metrics_.record_handoff(metrics::HandoffReason::kUpgrade,
-                            metrics::HandoffResult::kPreflightFailed);
+                            exe.error().code == ENOSPC ? metrics::HandoffResult::kNoSpace
+                                                       : metrics::HandoffResult::kPreflightFailed);
     ctl_finished(false, "upgrade refused, nothing changed: preflight: " + exe.error().message);
     return;
   }
@@ -255,8 +263,24 @@ void Keeper::begin_upgrade() {
   uv_timer_start(quiesce_timer_.get(), &on_timer, uint64_t(options_.quiesce_timeout.count()), 0);
 }
 
-Result<std::string> Keeper::checkpoint(bool trim_overhang_first) {
-  settle_closed_pairs();
+namespace {
+
+metrics::HandoffResult result_of(repair::CheckpointStep step) {
+  switch (step) {
+    case repair::CheckpointStep::kLock:
+      return metrics::HandoffResult::kLockFailed;
+    case repair::CheckpointStep::kDump:
+      return metrics::HandoffResult::kDumpFailed;
+    case repair::CheckpointStep::kWrite:
+      return metrics::HandoffResult::kWriteFailed;
+  }
+  return metrics::HandoffResult::kDumpFailed;
+}
+
+}  // namespace
+
+Result<std::string> Keeper::checkpoint(bool trim_overhang_first, metrics::HandoffResult* failed) {
+  settle_closed_pairs(/*live_adoption=*/false);
   repair::Sys sys;
   const std::vector<repair::LivePair> live = pairs_.live_pairs();
   std::vector<uint64_t> ids;
@@ -279,10 +303,16 @@ Result<std::string> Keeper::checkpoint(bool trim_overhang_first) {
       return {};
     };
   }
+  options.before_verify = corrupt_handoff_file_hook(log_);
   const auto started = Clock::now();
-  Result<repair::CheckpointResult> result = repair::checkpoint_pairs(sys, lock_, live, options);
+  repair::CheckpointStep step = repair::CheckpointStep::kDump;
+  Result<repair::CheckpointResult> result =
+      repair::checkpoint_pairs(sys, lock_, live, options, &step);
   metrics_.observe_phase(metrics::HandoffPhase::kDump, Clock::now() - started);
-  if (!result) return result.error();
+  if (!result) {
+    *failed = result_of(step);
+    return result.error();
+  }
   metrics_.set_queued_bytes(result->queued_bytes);
   metrics_.set_locked_flows(int64_t(result->flows.size()));
   log_->info("checkpoint: {} pairs, {} queued bytes, {} flows locked in {} ms", result->pairs,
@@ -301,10 +331,12 @@ void Keeper::finish_upgrade() {
     if (Status s = spawn_worker(""); !s) stop_loop();
     return;
   }
-  Result<std::string> path = checkpoint(/*trim_overhang=*/false);
+  fill_handoff_dir_hook(log_);
+  metrics::HandoffResult failed = metrics::HandoffResult::kDumpFailed;
+  Result<std::string> path = checkpoint(/*trim_overhang=*/false, &failed);
   if (!path) {
     log_->error("upgrade failed, carrying on unchanged: {}", path.error().message);
-    metrics_.record_handoff(metrics::HandoffReason::kUpgrade, metrics::HandoffResult::kDumpFailed);
+    metrics_.record_handoff(metrics::HandoffReason::kUpgrade, failed);
     ctl_finished(false, "upgrade failed, carrying on unchanged: " + path.error().message);
     running_ = Action::kNone;
     upgrade_binary_.reset();
@@ -355,8 +387,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   log_->info("upgrade: exec {} with {} pairs in {}", inherited_.binary_path, pairs_.size(),
              handoff_path);
   log_->flush();
-  const bool fail_for_test = std::getenv("SEAMLESS_TEST_FAIL_EXEC") != nullptr;
-  if (!fail_for_test) {
+  if (!exec_fails_for_test()) {
     ::syscall(SYS_execveat, upgrade_binary_->get(), "", argv.data(), envp.data(), AT_EMPTY_PATH);
   } else {
     errno = ENOEXEC;

@@ -38,9 +38,9 @@ Status check_free_space(const std::string& dir, uint64_t queued) {
   const uint64_t free_bytes = uint64_t(st.f_bavail) * st.f_frsize;
   const uint64_t needed = queued + queued / 16 + kSpareBytes;
   if (free_bytes < needed) {
-    return Error::logic("handoff dir " + dir + " has " + std::to_string(free_bytes) +
-                        " bytes free; the handoff needs about " + std::to_string(needed) +
-                        " (" + std::to_string(queued) + " queued bytes)");
+    return Error{ENOSPC, "handoff dir " + dir + " has " + std::to_string(free_bytes) +
+                             " bytes free; the handoff needs about " + std::to_string(needed) +
+                             " (" + std::to_string(queued) + " queued bytes)"};
   }
   return {};
 }

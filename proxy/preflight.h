@@ -23,7 +23,8 @@ struct PreflightRequest {
   std::chrono::milliseconds timeout{10000};
 };
 
-// The checked, open binary, ready for execveat.
+// The checked, open binary, ready for execveat. An error with code ENOSPC means the
+// queued bytes would not fit in the handoff dir.
 Result<UniqueFd> preflight(const PreflightRequest& request);
 
 // Whether an exec of `exe_fd` keeps CAP_NET_ADMIN: root, an ambient capability, or

@@ -71,8 +71,11 @@ Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pai
   return flows;
 }
 
+// Dumps every pair and streams its record into `writer`; on failure `*step` says
+// whether reading a socket or writing the file failed.
 Status dump_pairs(Sys& sys, std::span<const LivePair> pairs, const CheckpointOptions& options,
-                  HandoffWriter& writer, RepairUndo& undo, uint64_t* queued) {
+                  HandoffWriter& writer, RepairUndo& undo, uint64_t* queued, CheckpointStep* step) {
+  *step = CheckpointStep::kDump;
   for (size_t i = 0; i < pairs.size(); ++i) {
     const LivePair& p = pairs[i];
     PairRecord record = p.record;
@@ -91,7 +94,10 @@ Status dump_pairs(Sys& sys, std::span<const LivePair> pairs, const CheckpointOpt
       *queued += backend->send_queue.size() + backend->recv_queue.size();
       record.backend_socket = std::move(backend).value();
     }
-    if (auto st = writer.append(record); !st) return st;
+    if (auto st = writer.append(record); !st) {
+      *step = CheckpointStep::kWrite;
+      return st;
+    }
   }
   return {};
 }
@@ -108,27 +114,40 @@ std::vector<Flow> flows_of(const PairRecord& record) {
 
 Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
                                           std::span<const LivePair> pairs,
-                                          const CheckpointOptions& options) {
+                                          const CheckpointOptions& options,
+                                          CheckpointStep* failed_at) {
+  CheckpointStep step = CheckpointStep::kDump;
+  auto fail_at = [&](CheckpointStep s) {
+    if (failed_at != nullptr) *failed_at = s;
+  };
   CheckpointResult result;
   auto flows = lockable_flows(sys, pairs);
-  if (!flows) return flows.error().context("checkpoint");
+  if (!flows) {
+    fail_at(CheckpointStep::kDump);
+    return flows.error().context("checkpoint");
+  }
   if (auto st = lock.lock(*flows, options.lock_timeout); !st) {
+    fail_at(CheckpointStep::kLock);
     return st.error().context("checkpoint");
   }
   RepairUndo undo(sys);
   auto fail = [&](const Error& e) -> Error {
+    fail_at(step);
     undo.undo();  // leave repair before the peers' packets flow again
     Error error = e.context("checkpoint");
     if (auto st = lock.unlock(*flows); !st) error.message += "; then " + st.error().message;
     return error;
   };
+  step = CheckpointStep::kWrite;
   auto writer = HandoffWriter::create(options.dir, options.header);
   if (!writer) return fail(writer.error());
-  if (auto st = dump_pairs(sys, pairs, options, *writer, undo, &result.queued_bytes); !st) {
+  if (auto st = dump_pairs(sys, pairs, options, *writer, undo, &result.queued_bytes, &step); !st) {
     return fail(st.error());
   }
+  step = CheckpointStep::kWrite;
   auto path = writer->commit();
   if (!path) return fail(path.error());
+  if (options.before_verify) options.before_verify(*path);
   auto summary = verify_handoff_file(*path);
   if (!summary || summary->records != pairs.size()) {
     // The file holds user payload and is useless now; a failure to remove it is

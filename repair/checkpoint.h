@@ -56,11 +56,21 @@ struct CheckpointOptions {
   // trims the pair's overhang and rebuilds the record here (DESIGN §3). An error
   // fails the checkpoint (undone as any other failure).
   std::function<Status(size_t index, PairRecord& record)> before_dump;
+  // Called with the committed file before it is read back and verified: the
+  // integration tests corrupt it here to prove that the verify catches it.
+  std::function<void(const std::string& path)> before_verify;
 };
 
+// The step a checkpoint failed at (DESIGN.md §4 steps 3-5), for the operator and the
+// metrics: the flow lock, reading the sockets, or writing the file (which includes
+// reading it back and verifying it).
+enum class CheckpointStep { kLock, kDump, kWrite };
+
+// On failure, `*failed_at` (if given) says which step failed.
 Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
                                           std::span<const LivePair> pairs,
-                                          const CheckpointOptions& options);
+                                          const CheckpointOptions& options,
+                                          CheckpointStep* failed_at = nullptr);
 
 struct RestoredPair {
   PairRecord record;  // images included

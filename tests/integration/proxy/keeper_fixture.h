@@ -1,6 +1,7 @@
-// The fixture of keeper tests (keeper_test.cc, crash_loop_test.cc): seamless started
-// from a private copy of the binary, endless byte-checked streams through it, and a
-// few probes of the keeper (its open fds, a metric sample).
+// The fixture of keeper tests (keeper_test.cc, crash_loop_test.cc,
+// upgrade_failure_test.cc): seamless started from a private copy of the binary (so a
+// test can replace or remove it), endless byte-checked streams through it, and a few
+// probes of the keeper (its open fds, a metric sample).
 #pragma once
 
 #include <sys/types.h>

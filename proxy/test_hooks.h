@@ -1,0 +1,29 @@
+// Fault injection for the integration tests (tests/integration/proxy): each hook is off
+// unless its SEAMLESS_TEST_* environment variable is set, and then makes one step of a
+// handoff fail for real, so that a test can check that the failure leaves every stream
+// on the old code. The one-shot hooks take a file that the test creates to arm them.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "proxy/logging.h"
+
+namespace seamless::proxy {
+
+// SEAMLESS_TEST_FAIL_EXEC (any value): execveat is not called and fails with ENOEXEC.
+bool exec_fails_for_test();
+
+// SEAMLESS_TEST_FILL_HANDOFF_DIR=<file>: called after the upgrade preflight passed and
+// before the handoff file is written. If <file> (which the test puts on handoff.dir's
+// filesystem) exists and is empty, it is grown with fallocate until its filesystem has
+// only 64 KiB free, so that the write runs into ENOSPC on the real filesystem. The
+// test frees the space by removing <file>; a file no longer empty is left alone.
+void fill_handoff_dir_hook(const Logger& log);
+
+// SEAMLESS_TEST_CORRUPT_HANDOFF=<file>: if <file> exists, it is removed and the
+// returned function flips one byte in the middle of the next committed handoff file,
+// before it is read back and verified. An empty function otherwise.
+std::function<void(const std::string& path)> corrupt_handoff_file_hook(const Logger& log);
+
+}  // namespace seamless::proxy
