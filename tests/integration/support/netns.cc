@@ -55,9 +55,11 @@ InNetns::~InNetns() {
   if (::setns(previous_.get(), CLONE_NEWNET) != 0) ADD_FAILURE() << "setns back";
 }
 
-TwoHosts::TwoHosts() {
-  const std::string veth_peer = "slp" + std::to_string(::getpid() % 100000);
-  const std::string veth_host = "slh" + std::to_string(::getpid() % 100000);
+TwoHosts::TwoHosts()
+    : peer_link("slp" + std::to_string(::getpid() % 100000)),
+      host_link("slh" + std::to_string(::getpid() % 100000)) {
+  const std::string& veth_peer = peer_link;
+  const std::string& veth_host = host_link;
   must_sh("ip link add " + veth_peer + " netns " + peer.name() + " type veth peer name " +
           veth_host + " netns " + host.name());
   for (auto [ns, dev, v4, v6] :

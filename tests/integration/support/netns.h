@@ -55,6 +55,8 @@ class TwoHosts {
   TwoHosts();
   NetNamespace peer{"peer"};
   NetNamespace host{"host"};
+  const std::string peer_link;  // the veth end in `peer`
+  const std::string host_link;  // the veth end in `host`
   static constexpr const char* kPeer4 = "198.18.0.1";
   static constexpr const char* kHost4 = "198.18.0.2";
   static constexpr const char* kPeer6 = "2001:db8::1";
