@@ -124,7 +124,7 @@ class Keeper : public CtlHandler {
   // socket is in repair mode and `path` names the verified file. On failure `*failed`
   // is the step's result label (lock, dump or write failed).
   Result<std::string> checkpoint(bool trim_overhang, metrics::HandoffResult* failed);
-  void settle_closed_pairs();
+  void settle_closed_pairs(bool live_adoption);
   // After a crash: every held pair's overhang discarded and its record rebuilt from the
   // kernel's counters, ready for a new worker to adopt.
   Status trim_for_adoption();

@@ -94,8 +94,10 @@ uint8_t tcp_state(repair::Sys& sys, int fd) {
 // A leg already in CLOSE has no connection left to migrate (its peer reset it, or both
 // FINs went through just before the quiesce). Its pair ends here as the worker would
 // have ended it: the partner is aborted after a reset or when bytes it was owed are
-// stranded, else shut down in order.
-void Keeper::settle_closed_pairs() {
+// stranded, else shut down in order. With `live_adoption` (a new worker takes over
+// the live sockets, no dump), a leg closed in order that still holds bytes is left
+// alone: the worker reads them, forwards them and passes the EOF on, as it would have.
+void Keeper::settle_closed_pairs(bool live_adoption) {
   repair::Sys sys;
   for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
     HeldPair& p = it->second;
@@ -112,6 +114,10 @@ void Keeper::settle_closed_pairs() {
     ::getsockopt(closed, SOL_SOCKET, SO_ERROR, &error, &len);
     int unread = 0;
     ::ioctl(closed, SIOCINQ, &unread);
+    if (live_adoption && error == 0 && unread > 0) {
+      ++it;
+      continue;
+    }
     const bool abort = error != 0 || unread > 0;
     if (partner >= 0 && !(client_closed && backend_closed)) {
       if (abort) {
@@ -132,7 +138,7 @@ void Keeper::settle_closed_pairs() {
 }
 
 Status Keeper::trim_for_adoption() {
-  settle_closed_pairs();
+  settle_closed_pairs(/*live_adoption=*/true);
   repair::Sys sys;
   for (auto& [id, pair] : pairs_.pairs()) {
     const repair::LivePair live{pair.client.get(), pair.backend.get(), pair.record};
@@ -273,7 +279,7 @@ metrics::HandoffResult result_of(repair::CheckpointStep step) {
 }  // namespace
 
 Result<std::string> Keeper::checkpoint(bool trim_overhang_first, metrics::HandoffResult* failed) {
-  settle_closed_pairs();
+  settle_closed_pairs(/*live_adoption=*/false);
   repair::Sys sys;
   const std::vector<repair::LivePair> live = pairs_.live_pairs();
   std::vector<uint64_t> ids;
