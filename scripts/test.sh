@@ -23,8 +23,22 @@ sweep_namespaces() {
     kill -0 "$pid" 2>/dev/null || ip netns del "$ns" 2>/dev/null || true
   done
 }
-sweep_namespaces
-trap sweep_namespaces EXIT
+# Likewise the tmpfs handoff dirs of the upgrade failure tests,
+# /tmp/seamless-upgrade-failure-<pid>-XXXXXX/mnt.
+sweep_mounts() {
+  local mnt pid
+  for mnt in $(awk '$2 ~ "^/tmp/seamless-upgrade-failure-[0-9]+-" {print $2}' /proc/mounts); do
+    pid=${mnt#/tmp/seamless-upgrade-failure-}
+    pid=${pid%%-*}
+    kill -0 "$pid" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+  done
+}
+sweep() {
+  sweep_namespaces
+  sweep_mounts
+}
+sweep
+trap sweep EXIT
 
 echo "== build (ASan+UBSan) =="
 BUILD_DIR=$root/build-asan scripts/build.sh -DSEAMLESS_SANITIZE=ON

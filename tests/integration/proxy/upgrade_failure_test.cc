@@ -34,8 +34,9 @@ uint64_t number_after(const std::string& text, const std::string& label) {
 class UpgradeFailureTest : public ProxyKeeperTest {
  protected:
   UpgradeFailureTest() {
-    char dir[] = "/tmp/seamless-upgrade-failure-XXXXXX";
-    EXPECT_NE(::mkdtemp(dir), nullptr);
+    // The pid in the name lets scripts/test.sh unmount what a crashed test left.
+    std::string dir = "/tmp/seamless-upgrade-failure-" + std::to_string(::getpid()) + "-XXXXXX";
+    EXPECT_NE(::mkdtemp(dir.data()), nullptr);
     scratch_ = dir;
   }
   ~UpgradeFailureTest() override {
