@@ -187,14 +187,17 @@ redis_rps() {  # port extra-args...
 
 # A proxy is its process and its children: seamless's keeper (which accepts and holds a
 # duplicate of every socket) and its worker (the data path); HAProxy has no children.
-process_tree() { echo "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); }
-rss_kib() {
-  local pid total=0
-  for pid in $(process_tree "$1"); do
-    total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")))
+# sum_over_tree PID FILE AWK: the sum of what AWK prints from /proc/P/FILE over the tree
+# (a child that exits meanwhile counts 0).
+sum_over_tree() {
+  local pid value total=0
+  for pid in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+    value=$(awk "$3" "/proc/$pid/$2" 2>/dev/null)
+    total=$((total + ${value:-0}))
   done
   echo "$total"
 }
+rss_kib() { sum_over_tree "$1" status '/^VmRSS/ {print $2}'; }
 
 # RSS growth per idle connection (bytes): opens $idle connections, measures, closes.
 idle_bytes_per_conn() {  # port pid
@@ -238,13 +241,7 @@ get_requests=100000
 # The proxy's own CPU time (user + system, from /proc) per GET request, in µs. On a
 # shared or small machine the request rate mostly measures who got the cores; this is
 # what each proxy spent per request, whatever the scheduler did.
-cpu_ticks() {
-  local pid total=0
-  for pid in $(process_tree "$1"); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-  done
-  echo "$total"
-}
+cpu_ticks() { sum_over_tree "$1" stat '{print $14 + $15}'; }
 get_with_cpu() {  # port pid: prints "requests/s µs-per-request"
   local before after rps
   before=$(cpu_ticks "$2")
