@@ -227,7 +227,7 @@ std::vector<std::string> Keeper::worker_config_env() const {
   return {std::string(metrics::kFdEnvVar) + "=" + std::to_string(segment_.fd())};
 }
 
-Status Keeper::spawn_worker(const std::string& restore_path) {
+Status Keeper::spawn_worker(const std::string& restore_path, bool trim_overhangs) {
   Result<std::pair<ControlChannel, ControlChannel>> channel = ControlChannel::make_pair();
   if (!channel) return channel.error();
   Result<UniqueFd> config_fd = config_memfd(config_text_);
@@ -250,19 +250,7 @@ Status Keeper::spawn_worker(const std::string& restore_path) {
   worker->pidfd = std::move(child->pidfd);
   worker->channel = std::move(channel->first);
   worker_ = std::move(worker);
-  // The live pairs the new worker adopts; the keeper keeps its own duplicates.
-  for (auto& [id, pair] : pairs_.pairs()) {
-    int fds[2] = {pair.client.get(), pair.backend.get()};
-    Status s = worker_->channel.send(
-        make_message(MessageType::kAdopt, id, pair.record),
-        std::span<const int>(fds, pair.backend ? 2 : 1));
-    if (!s) {
-      log_->error("keeper: handing pairs to worker {}: {}", worker_->pid, s.error().message);
-      break;
-    }
-  }
-  (void)worker_->channel.send(make_message(MessageType::kAdoptEnd));
-  unsent_clients_.clear();  // they were among the kAdopt
+  hand_pairs_to_worker(trim_overhangs);
   for (auto [handle, fd, cb] :
        {std::tuple{&worker_->exit_poll, worker_->pidfd.get(), &Keeper::on_worker_exit},
         std::tuple{&worker_->channel_poll, worker_->channel.fd(), &Keeper::on_channel}}) {
@@ -438,28 +426,13 @@ void Keeper::on_timer(uv_timer_t* timer) {
     }
     return;
   }
-  // Respawn after a crash. Nothing touches the held sockets any more, so their counters
-  // are stable without a lock: trim each pair's overhang (DESIGN §3) and let a new
-  // worker adopt them live, as a reload does. No packet is dropped, so no peer backs
-  // off. Only if a trim fails does the keeper fall back to lock, dump and restore.
+  // Respawn after a crash. Nothing but the kernel touches the held sockets any more:
+  // trim each pair's overhang (DESIGN §3) and let a new worker adopt them live, as a
+  // reload does. No packet is dropped, so no peer backs off.
   self->action_started_ = std::chrono::steady_clock::now();
   self->running_ = Action::kCrash;
-  std::string path;
-  if (Status trimmed = self->trim_for_adoption(); !trimmed) {
-    self->log_->error("keeper: {}; falling back to a checkpoint", trimmed.error().message);
-    metrics::HandoffResult failed = metrics::HandoffResult::kDumpFailed;
-    Result<std::string> checkpoint = self->checkpoint(/*trim_overhang=*/true, &failed);
-    if (checkpoint) {
-      path = *checkpoint;
-      self->pairs_.take_all();  // in repair mode: closing them is silent
-    } else {
-      self->log_->error("keeper: crash checkpoint failed: {}; a new worker adopts the live sockets",
-                        checkpoint.error().message);
-      self->metrics_.record_handoff(metrics::HandoffReason::kCrash, failed);
-    }
-  }
-  self->restoring_path_ = path;
-  if (Status s = self->spawn_worker(path); !s) {
+  self->restoring_path_.clear();
+  if (Status s = self->spawn_worker("", /*trim_overhangs=*/true); !s) {
     self->log_->error("keeper: cannot start a worker: {}", s.error().message);
     self->respawn_after_crash();
   }

@@ -48,6 +48,7 @@
 #include "proxy/logging.h"
 #include "proxy/uv_handle.h"
 #include "repair/flow_lock.h"
+#include "repair/sys.h"
 
 namespace seamless::proxy {
 
@@ -123,8 +124,10 @@ class Keeper : public CtlHandler {
   void request(Action action);
   void start_next_action();
   // A new worker; every held pair is handed to it (kAdopt), and it restores
-  // `restore_path` (if not empty) skipping those.
-  Status spawn_worker(const std::string& restore_path);
+  // `restore_path` (if not empty) skipping those. After a crash (`trim_overhangs`) each
+  // pair is trimmed first (DESIGN §3), after the spawn: the child's exec runs meanwhile.
+  Status spawn_worker(const std::string& restore_path, bool trim_overhangs = false);
+  void hand_pairs_to_worker(bool trim_overhangs);
   static void on_channel(uv_poll_t* handle, int status, int events);
   static void on_worker_exit(uv_poll_t* handle, int status, int events);
   void drain_channel(bool to_eof);
@@ -140,14 +143,14 @@ class Keeper : public CtlHandler {
   void begin_upgrade();
   void finish_reload();
   void finish_upgrade();
-  // Locks, (after a crash) trims overhangs, dumps, writes; on success every held
-  // socket is in repair mode and `path` names the verified file. On failure `*failed`
-  // is the step's result label (lock, dump or write failed).
-  Result<std::string> checkpoint(bool trim_overhang, metrics::HandoffResult* failed);
-  void settle_closed_pairs(bool live_adoption);
-  // After a crash: every held pair's overhang discarded and its record rebuilt from the
+  // Locks, dumps, writes; on success every held socket is in repair mode and `path`
+  // names the verified file. On failure `*failed` is the step's result label (lock,
+  // dump or write failed).
+  Result<std::string> checkpoint(metrics::HandoffResult* failed);
+  void settle_closed_pairs();
+  // After a crash: the pair's overhang discarded and its record rebuilt from the
   // kernel's counters, ready for a new worker to adopt.
-  Status trim_for_adoption();
+  Status trim_for_adoption(repair::Sys& sys, HeldPair& pair);
   void exec_new_image(const std::string& handoff_path);
   void recover_from_restore_crash();
   void restore_done(const std::string& summary);

@@ -84,6 +84,14 @@ Status trim_overhang(repair::Sys& sys, const repair::LivePair& live, repair::Pai
 
 constexpr uint8_t kTcpClose = 7;
 
+// An RST to the peer at once (connect to AF_UNSPEC), whatever is queued.
+void reset_connection(int fd) {
+  if (fd < 0) return;
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  ::connect(fd, &unspec, sizeof(unspec));
+}
+
 uint8_t tcp_state(repair::Sys& sys, int fd) {
   repair::TcpInfo info;
   return fd >= 0 && sys.tcp_info(fd, &info) == 0 ? info.state : 0;
@@ -93,11 +101,11 @@ uint8_t tcp_state(repair::Sys& sys, int fd) {
 
 // A leg already in CLOSE has no connection left to migrate (its peer reset it, or both
 // FINs went through just before the quiesce). Its pair ends here as the worker would
-// have ended it: the partner is aborted after a reset or when bytes it was owed are
-// stranded, else shut down in order. With `live_adoption` (a new worker takes over
-// the live sockets, no dump), a leg closed in order that still holds bytes is left
-// alone: the worker reads them, forwards them and passes the EOF on, as it would have.
-void Keeper::settle_closed_pairs(bool live_adoption) {
+// have ended it: the partner is aborted after a reset, or shut down in order when
+// nothing more is owed to it. A leg closed in order that still holds bytes stays: a
+// new worker adopting it live reads them, forwards them and passes the EOF on, as the
+// old one would have; a dump carries them in the record (repair/checkpoint.h).
+void Keeper::settle_closed_pairs() {
   repair::Sys sys;
   for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
     HeldPair& p = it->second;
@@ -114,16 +122,14 @@ void Keeper::settle_closed_pairs(bool live_adoption) {
     ::getsockopt(closed, SOL_SOCKET, SO_ERROR, &error, &len);
     int unread = 0;
     ::ioctl(closed, SIOCINQ, &unread);
-    if (live_adoption && error == 0 && unread > 0) {
+    if (error == 0 && unread > 0 && !(client_closed && backend_closed)) {
       ++it;
       continue;
     }
     const bool abort = error != 0 || unread > 0;
     if (partner >= 0 && !(client_closed && backend_closed)) {
       if (abort) {
-        sockaddr unspec{};
-        unspec.sa_family = AF_UNSPEC;
-        ::connect(partner, &unspec, sizeof(unspec));
+        reset_connection(partner);
       } else {
         ::shutdown(partner, SHUT_WR);
       }
@@ -137,18 +143,55 @@ void Keeper::settle_closed_pairs(bool live_adoption) {
   }
 }
 
-Status Keeper::trim_for_adoption() {
-  settle_closed_pairs(/*live_adoption=*/true);
-  repair::Sys sys;
-  for (auto& [id, pair] : pairs_.pairs()) {
-    const repair::LivePair live{pair.client.get(), pair.backend.get(), pair.record};
-    repair::PairRecord record = pair.record;
-    if (Status s = trim_overhang(sys, live, record); !s) {
-      return s.error().context("pair " + std::to_string(id) + ": trimming the overhang");
+Status Keeper::trim_for_adoption(repair::Sys& sys, HeldPair& pair) {
+  repair::LivePair live{pair.client.get(), pair.backend.get(), pair.record};
+  repair::PairRecord record = pair.record;
+  Status trimmed = trim_overhang(sys, live, record);
+  if (!trimmed) {
+    // Counters that keep moving under heavy traffic: read them again with the pair's
+    // flows locked, which stops every packet that could move them.
+    Result<std::vector<repair::Flow>> flows = repair::lockable_flows(sys, {&live, 1});
+    if (!flows) return flows.error();
+    if (Status locked = lock_.lock(*flows, config_.handoff.lock_timeout); !locked) {
+      return trimmed.error().context(locked.error().message);
     }
-    pair.record = std::move(record);
+    record = pair.record;
+    trimmed = trim_overhang(sys, live, record);
+    if (Status s = lock_.unlock(*flows); !s) log_->error("keeper: {}", s.error().message);
+    if (!trimmed) return trimmed;
   }
+  pair.record = std::move(record);
   return {};
+}
+
+// The live pairs the new worker adopts; the keeper keeps its own duplicates. A pair
+// that cannot be trimmed would repeat or lose bytes: it is reset instead.
+void Keeper::hand_pairs_to_worker(bool trim_overhangs) {
+  if (trim_overhangs) settle_closed_pairs();
+  repair::Sys sys;
+  for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
+    auto& [id, pair] = *it;
+    if (trim_overhangs) {
+      if (Status s = trim_for_adoption(sys, pair); !s) {
+        log_->error("pair {}: trimming the overhang: {}; resetting it", id, s.error().message);
+        reset_connection(pair.client.get());
+        reset_connection(pair.backend.get());
+        metrics_.record_handoff_connections(metrics::HandoffConnectionResult::kAborted);
+        it = pairs_.pairs().erase(it);
+        continue;
+      }
+    }
+    int fds[2] = {pair.client.get(), pair.backend.get()};
+    Status s = worker_->channel.send(make_message(MessageType::kAdopt, id, pair.record),
+                                     std::span<const int>(fds, pair.backend ? 2 : 1));
+    if (!s) {
+      log_->error("keeper: handing pairs to worker {}: {}", worker_->pid, s.error().message);
+      break;
+    }
+    ++it;
+  }
+  (void)worker_->channel.send(make_message(MessageType::kAdoptEnd));
+  unsent_clients_.clear();  // they were among the kAdopt
 }
 
 uint64_t Keeper::queued_bytes() const {
@@ -279,12 +322,10 @@ metrics::HandoffResult result_of(repair::CheckpointStep step) {
 
 }  // namespace
 
-Result<std::string> Keeper::checkpoint(bool trim_overhang_first, metrics::HandoffResult* failed) {
-  settle_closed_pairs(/*live_adoption=*/false);
+Result<std::string> Keeper::checkpoint(metrics::HandoffResult* failed) {
+  settle_closed_pairs();
   repair::Sys sys;
   const std::vector<repair::LivePair> live = pairs_.live_pairs();
-  std::vector<uint64_t> ids;
-  for (const auto& [id, p] : pairs_.pairs()) ids.push_back(id);
   repair::CheckpointOptions options;
   options.dir = config_.handoff.dir;
   options.lock_timeout = config_.handoff.lock_timeout;
@@ -294,15 +335,6 @@ Result<std::string> Keeper::checkpoint(bool trim_overhang_first, metrics::Handof
       std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::system_clock::now().time_since_epoch())
           .count();
-  if (trim_overhang_first) {
-    options.before_dump = [&](size_t index, repair::PairRecord& record) -> Status {
-      Status s = trim_overhang(sys, live[index], record);
-      if (!s) return s.error().context("pair " + std::to_string(record.id));
-      // Kept, so that a checkpoint failing later leaves the live pair's record right.
-      pairs_.pairs()[ids[index]].record = record;
-      return {};
-    };
-  }
   options.before_verify = corrupt_handoff_file_hook(log_);
   const auto started = Clock::now();
   repair::CheckpointStep step = repair::CheckpointStep::kDump;
@@ -333,7 +365,7 @@ void Keeper::finish_upgrade() {
   }
   fill_handoff_dir_hook(log_);
   metrics::HandoffResult failed = metrics::HandoffResult::kDumpFailed;
-  Result<std::string> path = checkpoint(/*trim_overhang=*/false, &failed);
+  Result<std::string> path = checkpoint(&failed);
   if (!path) {
     log_->error("upgrade failed, carrying on unchanged: {}", path.error().message);
     metrics_.record_handoff(metrics::HandoffReason::kUpgrade, failed);

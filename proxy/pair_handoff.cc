@@ -57,6 +57,13 @@ Status PairEngine::adopt(ServiceRuntime& service, DetachedPair detached) {
   pair.client_peer = peer_endpoint(detached.client.get());
   pair.client_local = local_endpoint(detached.client.get());
   service.active++;
+  if ((!detached.client || !detached.backend) && pair.upstream.finished &&
+      pair.downstream.finished) {
+    // A leg had closed in order: the restore queued what it still owed its partner on
+    // the partner's socket, then the FIN (repair/checkpoint.h). The kernel delivers it.
+    close_pair(pair, CloseReason::kFinished, 0);
+    return {};
+  }
   if (Status s = open_client(pair, std::move(detached.client)); !s) {
     close_pair(pair, CloseReason::kError, s.error().code);
     return s;

@@ -91,24 +91,34 @@ Status Worker::adopt_listeners(std::vector<ListenerFd> listeners) {
 }
 
 Status Worker::adopt_pairs(std::vector<DetachedPair> pairs) {
-  for (DetachedPair& pair : pairs) {
-    ServiceRuntime* service = nullptr;
-    for (auto& s : services_) {
-      if (s->config.name == pair.record.service) service = s.get();
-    }
-    if (service == nullptr) {
-      log_->warn("pair {}: service {} is not configured; aborting it", pair.record.id,
-                 pair.record.service);
-      ops_.abort(pair.client.get());
-      if (pair.backend) ops_.abort(pair.backend.get());
-      continue;
-    }
-    if (Status s = engine_->adopt(*service, std::move(pair)); !s)
-      log_->error("{}", s.error().message);
+  for (DetachedPair& pair : pairs) adopt_pair(std::move(pair));
+  adoption_done();
+  return {};
+}
+
+void Worker::adopt_pair(DetachedPair pair) {
+  ServiceRuntime* service = nullptr;
+  for (auto& s : services_) {
+    if (s->config.name == pair.record.service) service = s.get();
   }
+  if (service == nullptr) {
+    log_->warn("pair {}: service {} is not configured; aborting it", pair.record.id,
+               pair.record.service);
+    ops_.abort(pair.client.get());
+    if (pair.backend) ops_.abort(pair.backend.get());
+    observer_.on_client_refused(pair.record.id);  // the keeper drops its duplicates
+    return;
+  }
+  if (Status s = engine_->adopt(*service, std::move(pair)); !s) log_->error("{}", s.error().message);
+}
+
+void Worker::adoption_done() {
   // The predecessor may have died between a close and its decrement (metrics.h).
   for (auto& s : services_) s->metrics.set_active(s->active);
-  return {};
+}
+
+void Worker::log_ready() const {
+  log_->info("worker ready: {} services, {} pairs", services_.size(), pairs_.size());
 }
 
 Status Worker::start_serving() {
@@ -146,7 +156,7 @@ int Worker::run() {
     uv_run(loop_.get(), UV_RUN_DEFAULT);
     return 1;
   }
-  log_->info("worker ready: {} services, {} pairs", services_.size(), pairs_.size());
+  if (options_.ready_when_running) log_ready();
   // A request that arrived before the loop ran is still pending in requested_.
   on_async(async_.get());
   uv_run(loop_.get(), UV_RUN_DEFAULT);

@@ -51,6 +51,9 @@ struct WorkerOptions {
   std::function<void()> on_stop;
   // The syscalls on proxied sockets (borrowed; null: the real ones). Tests inject faults.
   SocketOps* ops = nullptr;
+  // Off: run() does not say "worker ready"; the embedder calls log_ready() once the
+  // pairs it hands over while the loop runs are all in.
+  bool ready_when_running = true;
 };
 
 // A listening socket passed between owners, by service name.
@@ -74,6 +77,12 @@ class Worker {
   Status adopt_listeners(std::vector<ListenerFd> listeners);
   // Pairs from an earlier worker. A pair whose service is not configured is aborted.
   Status adopt_pairs(std::vector<DetachedPair> pairs);
+  // The same, one at a time while the loop runs (each is served from here on); then
+  // adoption_done() once all are in.
+  void adopt_pair(DetachedPair pair);
+  void adoption_done();
+  // "worker ready: 1 services, 12 pairs"
+  void log_ready() const;
 
   int run();
 

@@ -154,6 +154,7 @@ class KillBetweenSendAndDiscard final : public SocketOps {
 void hand_over(KeeperLink& link, ControlChannel& channel, const Logger& log,
                std::span<const repair::RestoredPair> batch) {
   for (const repair::RestoredPair& p : batch) {
+    if (!p.client) continue;  // finished: see restore_file
     int fds[2] = {p.client.get(), p.backend.get()};
     link.send(make_message(MessageType::kRestored, p.record.id, p.record),
               std::span<const int>(fds, p.backend ? 2 : 1));
@@ -185,10 +186,18 @@ Result<RestoreOutcome> restore_file(const config::Config& config, const std::str
   repair::RestoreOptions options;
   options.skip = [&](uint64_t id) { return adopted.count(id) != 0; };
   options.hand_over = [&](std::span<const repair::RestoredPair> batch) {
-    for (const auto& p : batch) handed.insert(p.record.id);
+    for (const auto& p : batch) {
+      if (p.client) handed.insert(p.record.id);
+    }
     hand_over(link, channel, log, batch);
   };
   auto take = [&](repair::RestoredPair&& p) {
+    if (!p.client) {
+      // The client leg had closed in order: the restore queued what it still owed the
+      // backend, then the FIN, on the backend socket. Closing it leaves the kernel to
+      // deliver them; should this worker die first, the file is restored again.
+      return;
+    }
     handed.erase(p.record.id);
     rebase_counters(sys, p);
     // The keeper's copy must carry the new baselines: its crash arithmetic needs them.
@@ -211,9 +220,62 @@ Result<RestoreOutcome> restore_file(const config::Config& config, const std::str
 struct ControlWatch {
   Worker* worker = nullptr;
   ControlChannel* channel = nullptr;
+  KeeperLink* link = nullptr;
   Logger log;
   UvHandle<uv_poll_t> poll;
+  bool adopting = false;  // kAdopt... kAdoptEnd still coming (no handoff file to restore)
+  size_t adopted = 0;
 };
+
+void announce_ready(ControlWatch& watch, const std::string& summary) {
+  watch.worker->log_ready();
+  watch.log->info("worker {} ready: {}", ::getpid(), summary);
+  watch.link->send(make_message(MessageType::kReady, 0, std::nullopt, summary));
+}
+
+void adopt_from_keeper(ControlWatch& watch, Message& message) {
+  if (!watch.adopting || !message.record || message.fds.empty()) {
+    watch.log->error("control channel: an unexpected {} for pair {}", to_string(message.type),
+                     message.pair_id);
+    watch.link->send(make_message(MessageType::kPairClosed, message.pair_id));
+    return;
+  }
+  DetachedPair pair;
+  pair.record = std::move(*message.record);
+  pair.client = std::move(message.fds[0]);
+  if (message.fds.size() > 1) pair.backend = std::move(message.fds[1]);
+  watch.worker->adopt_pair(std::move(pair));
+  ++watch.adopted;
+}
+
+// After an exec: the pairs still live (a restoring worker died), then the handoff
+// file's, skipping those; served once the loop runs.
+Status adopt_and_restore(Worker& worker, const std::string& path, const config::Config& config,
+                         ControlWatch& watch) {
+  Result<std::vector<DetachedPair>> pairs = receive_adopted(*watch.channel);
+  if (!pairs) return pairs.error();
+  std::string summary = "adopted " + std::to_string(pairs->size()) + " pairs";
+  std::unordered_set<uint64_t> adopted;
+  for (const DetachedPair& p : *pairs) adopted.insert(p.record.id);
+  const auto restore_started = std::chrono::steady_clock::now();
+  Result<RestoreOutcome> restored =
+      restore_file(config, path, adopted, *watch.link, *watch.channel, watch.log);
+  watch.log->info("worker {}: restore took {} ms", ::getpid(),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - restore_started)
+                      .count());
+  if (!restored) {
+    watch.log->error("worker: {}", restored.error().message);
+    watch.link->send(
+        make_message(MessageType::kRestoreFailed, 0, std::nullopt, restored.error().message));
+  } else {
+    for (DetachedPair& p : restored->pairs) pairs->push_back(std::move(p));
+    summary += ", " + restored->summary;
+  }
+  (void)worker.adopt_pairs(std::move(*pairs));
+  announce_ready(watch, summary);
+  return {};
+}
 
 void on_control(uv_poll_t* handle, int status, int) {
   auto* watch = static_cast<ControlWatch*>(handle->data);
@@ -241,6 +303,13 @@ void on_control(uv_poll_t* handle, int status, int) {
         } else {
           watch->log->error("control channel: a client without its fd or record");
         }
+        break;
+      case MessageType::kAdopt: adopt_from_keeper(*watch, message); break;
+      case MessageType::kAdoptEnd:
+        if (!watch->adopting) break;
+        watch->adopting = false;
+        watch->worker->adoption_done();
+        announce_ready(*watch, "adopted " + std::to_string(watch->adopted) + " pairs");
         break;
       case MessageType::kQuiesce: watch->worker->request_quiesce(); break;
       case MessageType::kDrain: watch->worker->request_drain(); break;
@@ -271,6 +340,7 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
   WorkerOptions options;
   options.handle_signals = false;  // the keeper owns the signals and tells us
   options.on_stop = [&watch] { watch.poll.close(nullptr); };
+  options.ready_when_running = false;  // announce_ready()
   const std::unique_ptr<KillBetweenSendAndDiscard> fault = KillBetweenSendAndDiscard::from_environment();
   options.ops = fault.get();
   Result<std::unique_ptr<Worker>> worker = Worker::create(config, metrics, log, link, options);
@@ -278,31 +348,6 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
     log->error("worker: {}", worker.error().message);
     return kExitRuntimeError;
   }
-  Result<std::vector<DetachedPair>> pairs = receive_adopted(channel);
-  if (!pairs) {
-    log->error("worker: {}", pairs.error().message);
-    return kExitRuntimeError;
-  }
-  std::string summary = "adopted " + std::to_string(pairs->size()) + " pairs";
-  if (!args.restore_path.empty()) {
-    std::unordered_set<uint64_t> adopted;
-    for (const DetachedPair& p : *pairs) adopted.insert(p.record.id);
-    const auto restore_started = std::chrono::steady_clock::now();
-    Result<RestoreOutcome> restored =
-        restore_file(config, args.restore_path, adopted, link, channel, log);
-    log->info("worker {}: restore took {} ms", ::getpid(),
-              std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::steady_clock::now() - restore_started)
-                  .count());
-    if (!restored) {
-      log->error("worker: {}", restored.error().message);
-      link.send(make_message(MessageType::kRestoreFailed, 0, std::nullopt, restored.error().message));
-    } else {
-      for (DetachedPair& p : restored->pairs) pairs->push_back(std::move(p));
-      summary += ", " + restored->summary;
-    }
-  }
-  (void)(*worker)->adopt_pairs(std::move(*pairs));
   std::unique_ptr<metrics::MetricsServer> server;
   if (config.metrics.listen) {
     auto started = metrics::start_metrics_server(config.metrics.listen->to_string(), *segment);
@@ -314,13 +359,20 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
   }
   watch.worker = worker->get();
   watch.channel = &channel;
+  watch.link = &link;
   watch.log = log;
   if (watch.poll.init(uv_poll_init((*worker)->loop(), watch.poll.get(), channel.fd())) == 0) {
     watch.poll.get()->data = &watch;
     uv_poll_start(watch.poll.get(), UV_READABLE | UV_DISCONNECT, &on_control);
   }
-  log->info("worker {} ready: {}", ::getpid(), summary);
-  link.send(make_message(MessageType::kReady, 0, std::nullopt, summary));
+  if (args.restore_path.empty()) {
+    // The pairs come while the loop runs, each served from the moment it is in, while
+    // the keeper trims the next ones (after a crash) on the other core.
+    watch.adopting = true;
+  } else if (Status restored = adopt_and_restore(**worker, args.restore_path, config, watch); !restored) {
+    log->error("worker: {}", restored.error().message);
+    return kExitRuntimeError;
+  }
   const int rc = (*worker)->run();
   if (!(*worker)->quiesced()) {
     server.reset();

@@ -1,6 +1,9 @@
 #include "repair/checkpoint.h"
 
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <optional>
 
@@ -11,6 +14,7 @@ namespace seamless::repair {
 namespace {
 
 constexpr uint8_t kSynSent = 2;
+constexpr uint8_t kClose = 7;
 
 }  // namespace
 
@@ -40,6 +44,28 @@ bool still_connecting(Sys& sys, int fd) {
   return fd < 0 || (sys.tcp_info(fd, &info) == 0 && info.state == kSynSent);
 }
 
+// A leg in CLOSE closed in order (the keeper ends a pair with a reset leg before any
+// dump): no connection is left to migrate, only what it received that the worker had
+// not forwarded yet, which the record carries (DESIGN §4).
+bool closed(Sys& sys, int fd) {
+  TcpInfo info;
+  return fd >= 0 && sys.tcp_info(fd, &info) == 0 && info.state == kClose;
+}
+
+// Its receive queue, peeked (left in place, should the checkpoint fail).
+Result<std::string> unread_bytes(Sys& sys, int fd) {
+  int inq = 0;
+  if (sys.ioctl_int(fd, SIOCINQ, &inq) != 0) return Error::from_errno("SIOCINQ");
+  std::string bytes(size_t(inq) + 1, '\0');  // one more, to prove there is no more
+  const ssize_t n = sys.recv(fd, bytes.data(), bytes.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n != inq) {
+    return Error::logic("peeking the " + std::to_string(inq) + " unread bytes of a closed leg: got " +
+                        std::to_string(n));
+  }
+  bytes.resize(size_t(n));
+  return bytes;
+}
+
 // Sockets put into repair mode so far, taken out again if the checkpoint fails.
 class RepairUndo {
  public:
@@ -57,43 +83,34 @@ class RepairUndo {
   std::vector<int> fds_;
 };
 
-Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pairs) {
-  std::vector<Flow> flows;
-  flows.reserve(pairs.size() * 2);
-  for (const LivePair& p : pairs) {
-    for (int fd : {p.client_fd, p.backend_fd}) {
-      if (fd < 0 || (fd == p.backend_fd && still_connecting(sys, fd))) continue;
-      auto flow = flow_of_socket(sys, fd);
-      if (!flow) return flow.error().context("pair " + std::to_string(p.record.id));
-      flows.push_back(*flow);
-    }
-  }
-  return flows;
-}
-
 // Dumps every pair and streams its record into `writer`; on failure `*step` says
 // whether reading a socket or writing the file failed.
-Status dump_pairs(Sys& sys, std::span<const LivePair> pairs, const CheckpointOptions& options,
-                  HandoffWriter& writer, RepairUndo& undo, uint64_t* queued, CheckpointStep* step) {
+Status dump_pairs(Sys& sys, std::span<const LivePair> pairs, HandoffWriter& writer,
+                  RepairUndo& undo, uint64_t* queued, CheckpointStep* step) {
   *step = CheckpointStep::kDump;
   for (size_t i = 0; i < pairs.size(); ++i) {
     const LivePair& p = pairs[i];
     PairRecord record = p.record;
-    if (options.before_dump) {
-      if (auto st = options.before_dump(i, record); !st) return st;
+    auto dump_leg = [&](int fd, std::optional<SocketImage>& image, std::string& unread) -> Status {
+      if (closed(sys, fd)) {
+        auto bytes = unread_bytes(sys, fd);
+        if (!bytes) return bytes.error();
+        *queued += bytes->size();
+        unread = std::move(bytes).value();
+        return {};
+      }
+      auto dumped = dump_socket(sys, fd);
+      if (!dumped) return dumped.error();
+      undo.add(fd);
+      *queued += dumped->send_queue.size() + dumped->recv_queue.size();
+      image = std::move(dumped).value();
+      return {};
+    };
+    Status dumped = dump_leg(p.client_fd, record.client, record.client_unread);
+    if (dumped && !still_connecting(sys, p.backend_fd)) {
+      dumped = dump_leg(p.backend_fd, record.backend_socket, record.backend_unread);
     }
-    auto client = dump_socket(sys, p.client_fd);
-    if (!client) return client.error().context("pair " + std::to_string(record.id));
-    undo.add(p.client_fd);
-    *queued += client->send_queue.size() + client->recv_queue.size();
-    record.client = std::move(client).value();
-    if (!still_connecting(sys, p.backend_fd)) {
-      auto backend = dump_socket(sys, p.backend_fd);
-      if (!backend) return backend.error().context("pair " + std::to_string(record.id));
-      undo.add(p.backend_fd);
-      *queued += backend->send_queue.size() + backend->recv_queue.size();
-      record.backend_socket = std::move(backend).value();
-    }
+    if (!dumped) return dumped.error().context("pair " + std::to_string(record.id));
     if (auto st = writer.append(record); !st) {
       *step = CheckpointStep::kWrite;
       return st;
@@ -103,6 +120,51 @@ Status dump_pairs(Sys& sys, std::span<const LivePair> pairs, const CheckpointOpt
 }
 
 }  // namespace
+
+Status owe_closed_legs_to_partners(PairRecord& record) {
+  auto owe = [&](std::optional<SocketImage>& closed_leg, std::string& unread,
+                 std::optional<SocketImage>& partner, PairFlag passed_on) -> Status {
+    if (closed_leg || unread.empty()) return {};
+    if (!partner || fin_sent(partner->state)) {
+      return Error::logic("a leg closed with " + std::to_string(unread.size()) +
+                          " bytes owed to a partner that " +
+                          (partner ? "has already sent its FIN" : "is gone"));
+    }
+    partner->send_queue += unread;
+    partner->send_unsent += uint32_t(unread.size());
+    partner->state =
+        partner->state == TcpState::kCloseWait ? TcpState::kLastAck : TcpState::kFinWait1;
+    partner->fin_unsent = true;
+    unread.clear();
+    record.flags |= passed_on;
+    return {};
+  };
+  if (auto st = owe(record.backend_socket, record.backend_unread, record.client, kBackendFinished);
+      !st) {
+    return st.error().context("backend");
+  }
+  if (auto st = owe(record.client, record.client_unread, record.backend_socket, kClientFinished);
+      !st) {
+    return st.error().context("client");
+  }
+  return {};
+}
+
+Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pairs) {
+  std::vector<Flow> flows;
+  flows.reserve(pairs.size() * 2);
+  for (const LivePair& p : pairs) {
+    for (int fd : {p.client_fd, p.backend_fd}) {
+      if (fd < 0 || closed(sys, fd) || (fd == p.backend_fd && still_connecting(sys, fd))) {
+        continue;
+      }
+      auto flow = flow_of_socket(sys, fd);
+      if (!flow) return flow.error().context("pair " + std::to_string(p.record.id));
+      flows.push_back(*flow);
+    }
+  }
+  return flows;
+}
 
 std::vector<Flow> flows_of(const PairRecord& record) {
   std::vector<Flow> flows;
@@ -141,7 +203,7 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
   step = CheckpointStep::kWrite;
   auto writer = HandoffWriter::create(options.dir, options.header);
   if (!writer) return fail(writer.error());
-  if (auto st = dump_pairs(sys, pairs, options, *writer, undo, &result.queued_bytes, &step); !st) {
+  if (auto st = dump_pairs(sys, pairs, *writer, undo, &result.queued_bytes, &step); !st) {
     return fail(st.error());
   }
   step = CheckpointStep::kWrite;
@@ -168,6 +230,7 @@ namespace {
 
 // Both legs of a pair restored, still in repair mode (the flows are locked).
 Result<RestoredPair> restore_legs(SocketRestorer& restorer, PairRecord record, bool* degraded) {
+  if (auto st = owe_closed_legs_to_partners(record); !st) return st.error();
   RestoredPair pair;
   for (auto [image, fd] : {std::pair{&record.client, &pair.client},
                            std::pair{&record.backend_socket, &pair.backend}}) {

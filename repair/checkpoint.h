@@ -51,11 +51,6 @@ struct CheckpointOptions {
   std::string dir;
   std::chrono::milliseconds lock_timeout{30000};
   HandoffHeader header;
-  // Called for pairs[index] after every flow is locked and before its sockets are
-  // dumped, with the record about to be written: a keeper recovering from a crash
-  // trims the pair's overhang and rebuilds the record here (DESIGN §3). An error
-  // fails the checkpoint (undone as any other failure).
-  std::function<Status(size_t index, PairRecord& record)> before_dump;
   // Called with the committed file before it is read back and verified: the
   // integration tests corrupt it here to prove that the verify catches it.
   std::function<void(const std::string& path)> before_verify;
@@ -114,6 +109,17 @@ inline Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::
 
 // The flow of a connected socket, keyed as its peer's packets carry it.
 Result<Flow> flow_of_socket(Sys& sys, int fd);
+
+// DESIGN §4, a leg that closed in order before the dump: the bytes it still owed its
+// partner (*_unread) join the partner's send queue as unsent data, then the partner's
+// FIN, so that finishing the restore sends them live (TCP_REPAIR.md restore step 9)
+// and the direction is finished. Fails if the partner cannot take them (gone, or its
+// FIN already sent).
+Status owe_closed_legs_to_partners(PairRecord& record);
+
+// The flows a lock of these live pairs covers: both legs, but not a backend still
+// connecting (not carried: the next worker connects afresh) nor a leg already closed.
+Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pairs);
 
 // The two flows of a pair's sockets (client leg first), by their addresses.
 std::vector<Flow> flows_of(const PairRecord& record);

@@ -208,11 +208,9 @@ class ClosedLegTest : public ProxyKeeperTest {
   size_t baseline_fds_ = 0;
 };
 
-// Known bug, disabled until it is fixed: the checkpoint cannot dump a closed socket,
-// so Keeper::settle_closed_pairs aborts the client (RST, the answer lost) instead of
-// carrying the answer in PairRecord::backend_unread, which nothing fills yet and no
-// worker acts on.
-TEST_F(ClosedLegTest, DISABLED_UpgradeCarriesTheAnswerAndTheEofOfABackendThatClosed) {
+// An upgrade dumps: the closed leg cannot be, so its answer travels in the record
+// (backend_unread) and the restore queues it on the client socket, then the FIN.
+TEST_F(ClosedLegTest, UpgradeCarriesTheAnswerAndTheEofOfABackendThatClosed) {
   proxy->signal(SIGUSR2);
   ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
   expect_answer_and_eof();

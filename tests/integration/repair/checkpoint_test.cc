@@ -91,8 +91,7 @@ TEST(Checkpoint, BusyPairsSurviveThroughTheFileAlone) {
     ASSERT_EQ(errors, std::vector<std::string>{});
     InNetns in(rig.net.hosts.host);
     const auto pairs = rig.live_pairs();
-    repair::CheckpointOptions options{rig.dir, 30s, {"test", "digest", 0, {{"c", 7}}}, nullptr,
-                                      nullptr};
+    repair::CheckpointOptions options{rig.dir, 30s, {"test", "digest", 0, {{"c", 7}}}, nullptr};
     auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
     ASSERT_TRUE(done.ok()) << done.error().message;
     EXPECT_EQ(done->pairs, static_cast<uint64_t>(kPairs));
@@ -137,7 +136,7 @@ TEST(Checkpoint, FailureLeavesConnectionsWorking) {
     ASSERT_EQ(::mkdir(rig.dir.c_str(), 0777), 0);
     ASSERT_EQ(::chmod(rig.dir.c_str(), 0777), 0);  // world-writable: refused
     const auto pairs = rig.live_pairs();
-    repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr, nullptr};
+    repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr};
     repair::CheckpointStep step = repair::CheckpointStep::kLock;
     auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options, &step);
     ASSERT_FALSE(done.ok());
