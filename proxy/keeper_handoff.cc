@@ -340,11 +340,13 @@ Result<std::string> Keeper::checkpoint(metrics::HandoffResult* failed) {
   repair::CheckpointStep step = repair::CheckpointStep::kDump;
   Result<repair::CheckpointResult> result =
       repair::checkpoint_pairs(sys, lock_, live, options, &step);
-  metrics_.observe_phase(metrics::HandoffPhase::kDump, Clock::now() - started);
   if (!result) {
     *failed = result_of(step);
     return result.error();
   }
+  metrics_.observe_phase(metrics::HandoffPhase::kLock, result->lock_time);
+  metrics_.observe_phase(metrics::HandoffPhase::kDump, result->dump_time);
+  metrics_.observe_phase(metrics::HandoffPhase::kWrite, result->write_time);
   metrics_.set_queued_bytes(result->queued_bytes);
   metrics_.set_locked_flows(int64_t(result->flows.size()));
   log_->info("checkpoint: {} pairs, {} queued bytes, {} flows locked in {} ms", result->pairs,

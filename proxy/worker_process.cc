@@ -172,9 +172,18 @@ struct RestoreOutcome {
   std::string summary;
 };
 
+// seamless_handoff_connections_total: what a restored pair is about to become.
+metrics::HandoffConnectionResult outcome_of(const repair::RestoredPair& p) {
+  const bool finished = p.record.has(repair::kClientFinished) && p.record.has(repair::kBackendFinished);
+  if (p.client && p.backend) return metrics::HandoffConnectionResult::kRestored;
+  if (finished) return metrics::HandoffConnectionResult::kClosed;  // a leg closed in order
+  return metrics::HandoffConnectionResult::kBackendReconnected;
+}
+
 Result<RestoreOutcome> restore_file(const config::Config& config, const std::string& path,
                                     const std::unordered_set<uint64_t>& adopted, KeeperLink& link,
-                                    ControlChannel& channel, const Logger& log) {
+                                    ControlChannel& channel, metrics::Metrics& metrics,
+                                    const Logger& log) {
   repair::FlowLockOptions made_by_the_keeper;
   made_by_the_keeper.ensure_ruleset = false;
   Result<repair::FlowLock> lock =
@@ -192,6 +201,7 @@ Result<RestoreOutcome> restore_file(const config::Config& config, const std::str
     hand_over(link, channel, log, batch);
   };
   auto take = [&](repair::RestoredPair&& p) {
+    metrics.record_handoff_connections(outcome_of(p));
     if (!p.client) {
       // The client leg had closed in order: the restore queued what it still owed the
       // backend, then the FIN, on the backend socket. Closing it leaves the kernel to
@@ -210,6 +220,8 @@ Result<RestoreOutcome> restore_file(const config::Config& config, const std::str
   // Handed over but then failed to leave repair mode: the keeper drops its copies.
   for (uint64_t id : handed) link.send(make_message(MessageType::kPairClosed, id));
   for (const std::string& e : report->errors) log->error("restore: {}", e);
+  metrics.record_handoff_connections(metrics::HandoffConnectionResult::kAborted, report->failed);
+  metrics.observe_phase(metrics::HandoffPhase::kUnlock, report->unlock_time);
   out.summary = "restored " + std::to_string(report->restored) + " pairs (" +
                 std::to_string(report->degraded) + " degraded, " +
                 std::to_string(report->failed) + " failed)";
@@ -251,7 +263,7 @@ void adopt_from_keeper(ControlWatch& watch, Message& message) {
 // After an exec: the pairs still live (a restoring worker died), then the handoff
 // file's, skipping those; served once the loop runs.
 Status adopt_and_restore(Worker& worker, const std::string& path, const config::Config& config,
-                         ControlWatch& watch) {
+                         metrics::Metrics& metrics, ControlWatch& watch) {
   Result<std::vector<DetachedPair>> pairs = receive_adopted(*watch.channel);
   if (!pairs) return pairs.error();
   std::string summary = "adopted " + std::to_string(pairs->size()) + " pairs";
@@ -259,7 +271,7 @@ Status adopt_and_restore(Worker& worker, const std::string& path, const config::
   for (const DetachedPair& p : *pairs) adopted.insert(p.record.id);
   const auto restore_started = std::chrono::steady_clock::now();
   Result<RestoreOutcome> restored =
-      restore_file(config, path, adopted, *watch.link, *watch.channel, watch.log);
+      restore_file(config, path, adopted, *watch.link, *watch.channel, metrics, watch.log);
   watch.log->info("worker {}: restore took {} ms", ::getpid(),
                   std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - restore_started)
@@ -369,7 +381,7 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
     // The pairs come while the loop runs, each served from the moment it is in, while
     // the keeper trims the next ones (after a crash) on the other core.
     watch.adopting = true;
-  } else if (Status restored = adopt_and_restore(**worker, args.restore_path, config, watch); !restored) {
+  } else if (Status restored = adopt_and_restore(**worker, args.restore_path, config, metrics, watch); !restored) {
     log->error("worker: {}", restored.error().message);
     return kExitRuntimeError;
   }

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <optional>
 
 #include "repair/socket_image.h"
@@ -188,10 +189,14 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
     fail_at(CheckpointStep::kDump);
     return flows.error().context("checkpoint");
   }
+  using Clock = std::chrono::steady_clock;
+  auto started = Clock::now();
   if (auto st = lock.lock(*flows, options.lock_timeout); !st) {
     fail_at(CheckpointStep::kLock);
     return st.error().context("checkpoint");
   }
+  result.lock_time = Clock::now() - started;
+  started = Clock::now();
   RepairUndo undo(sys);
   auto fail = [&](const Error& e) -> Error {
     fail_at(step);
@@ -206,6 +211,8 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
   if (auto st = dump_pairs(sys, pairs, *writer, undo, &result.queued_bytes, &step); !st) {
     return fail(st.error());
   }
+  result.dump_time = Clock::now() - started;
+  started = Clock::now();
   step = CheckpointStep::kWrite;
   auto path = writer->commit();
   if (!path) return fail(path.error());
@@ -219,6 +226,7 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
                                        " records, expected " + std::to_string(pairs.size()))
                         : summary.error());
   }
+  result.write_time = Clock::now() - started;
   undo.keep();
   result.path = *path;
   result.pairs = pairs.size();
@@ -281,7 +289,9 @@ void release(FlowLock& lock, SocketRestorer& restorer, std::vector<RestoredPair>
     for (const Flow& f : flows_of(p.record)) flows.push_back(f);
   }
   // Should the unlock fail, the elements still expire: a stall, not a loss.
+  const auto unlock_started = std::chrono::steady_clock::now();
   if (auto st = lock.unlock(flows); !st) report->errors.push_back(st.error().message);
+  report->unlock_time += std::chrono::steady_clock::now() - unlock_started;
   for (RestoredPair& p : ready) {
     // A probe that fails only delays the peer's ACK until a timer fires.
     for (auto [image, fd] : {std::pair{&p.record.client, p.client.get()},

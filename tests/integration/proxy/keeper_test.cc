@@ -71,6 +71,14 @@ TEST_F(ProxyKeeperTest, TwentyUpgradesCarryBusyStreamsAndNewConnections) {
   const std::string m = metrics();
   EXPECT_EQ(metric(m, "seamless_restart_generation"), 20) << m;
   EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"upgrade\",result=\"success\"}"), 20);
+  // The 50 streams each time, and the connector's clients open at that moment.
+  EXPECT_GE(metric(m, "seamless_handoff_connections_total{result=\"restored\"}"), 20 * 50) << m;
+  EXPECT_EQ(metric(m, "seamless_handoff_connections_total{result=\"aborted\"}"), 0) << m;
+  for (const char* phase : {"lock", "dump", "write", "exec", "restore", "unlock", "total"}) {
+    EXPECT_EQ(metric(m, std::string("seamless_handoff_phase_seconds_count{phase=\"") + phase + "\"}"),
+              20)
+        << phase;
+  }
   EXPECT_EQ(m.find("seamless_worker_restarts_total{cause=\"signal\"} 1"), std::string::npos);
   EXPECT_EQ(proxy->log().find("restarting it"), std::string::npos) << proxy->log();
 

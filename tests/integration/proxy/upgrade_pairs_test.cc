@@ -214,6 +214,7 @@ TEST_F(ClosedLegTest, UpgradeCarriesTheAnswerAndTheEofOfABackendThatClosed) {
   proxy->signal(SIGUSR2);
   ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
   expect_answer_and_eof();
+  EXPECT_EQ(metric(metrics(), "seamless_handoff_connections_total{result=\"closed\"}"), 1);
 }
 
 // After a crash no dump is needed: the next worker adopts the closed socket live,
