@@ -186,9 +186,15 @@ Result<std::optional<Message>> ControlChannel::receive(bool wait) {
   msg.msg_control = control;
   msg.msg_controllen = sizeof(control);
   ssize_t n;
-  do {
+  for (;;) {
     n = ::recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC | (wait ? 0 : MSG_DONTWAIT));
-  } while (n < 0 && errno == EINTR);
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    // An event loop watching the fd made it O_NONBLOCK: waiting is then up to us.
+    if (errno != EAGAIN || !wait) break;
+    pollfd p{fd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, -1) < 0 && errno != EINTR) break;
+  }
   if (n < 0) return Error::from_errno("control channel: receive");
   // Own every fd that arrived before looking at anything else, so none can leak.
   std::vector<UniqueFd> fds;

@@ -8,6 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include "proxy/held_pairs.h"
 
 namespace seamless::proxy {
@@ -114,6 +117,28 @@ TEST(ProxyControlChannel, TrySendReportsAFullChannelInsteadOfWaiting) {
   // Once the peer reads one, there is room for one more.
   ASSERT_TRUE(pair->second.receive().ok());
   EXPECT_TRUE(pair->first.try_send(make_message(MessageType::kSync)).ok());
+}
+
+// A worker's loop watching the channel makes its fd O_NONBLOCK (uv_poll_init); a
+// waiting receive before the loop runs (a restore's kAck) must still wait.
+TEST(ProxyControlChannel, AWaitingReceiveWaitsOnANonBlockingChannel) {
+  auto pair = ControlChannel::make_pair();
+  ASSERT_TRUE(pair.ok());
+  const int fd = pair->second.fd();
+  ASSERT_EQ(::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+  std::thread late([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    (void)pair->first.send(make_message(MessageType::kAck));
+  });
+  auto ack = pair->second.receive();
+  late.join();
+  ASSERT_TRUE(ack.ok()) << ack.error().message;
+  ASSERT_TRUE(ack->has_value());
+  EXPECT_EQ((*ack)->type, MessageType::kAck);
+  // Without waiting, an empty channel is still EAGAIN.
+  auto none = pair->second.receive(/*wait=*/false);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, EAGAIN);
 }
 
 Message with_fds(Message m, int count) {
