@@ -291,9 +291,10 @@ void Keeper::begin_upgrade() {
   Result<UniqueFd> exe = preflight(request);
   if (!exe) {
     log_->error("upgrade refused, nothing changed: preflight: {}", exe.error().message);
+    const bool no_room = exe.error().code == ENOSPC || exe.error().code == ENOMEM;
     metrics_.record_handoff(metrics::HandoffReason::kUpgrade,
-                            exe.error().code == ENOSPC ? metrics::HandoffResult::kNoSpace
-                                                       : metrics::HandoffResult::kPreflightFailed);
+                            no_room ? metrics::HandoffResult::kNoSpace
+                                    : metrics::HandoffResult::kPreflightFailed);
     ctl_finished(false, "upgrade refused, nothing changed: preflight: " + exe.error().message);
     return;
   }

@@ -1,13 +1,19 @@
 #include "proxy/preflight.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
+#include <string_view>
 
 #include "proxy/child_process.h"
 #include "repair/handoff_file.h"
@@ -45,7 +51,44 @@ Status check_free_space(const std::string& dir, uint64_t queued) {
   return {};
 }
 
+bool on_tmpfs(const std::string& dir) {
+  struct statfs fs {};
+  return ::statfs(dir.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC;
+}
+
+Status check_memory(const std::string& handoff_dir, uint64_t queued) {
+  std::ifstream file("/proc/meminfo");
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  Result<uint64_t> available = parse_mem_available(text);
+  if (!available) return available.error();
+  return check_memory_headroom(*available, queued, on_tmpfs(handoff_dir));
+}
+
 }  // namespace
+
+Result<uint64_t> parse_mem_available(const std::string& meminfo) {
+  const std::string key = "\nMemAvailable:";
+  const size_t at = ("\n" + meminfo).find(key);
+  if (at == std::string::npos) return Error::logic("/proc/meminfo has no MemAvailable line");
+  const char* value = meminfo.c_str() + at + key.size() - 1;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long kib = std::strtoull(value, &end, 10);
+  if (end == value || errno != 0 || std::string_view(end).substr(0, 3) != " kB") {
+    return Error::logic("/proc/meminfo: unreadable MemAvailable line");
+  }
+  return uint64_t(kib) * 1024;
+}
+
+Status check_memory_headroom(uint64_t mem_available, uint64_t queued, bool file_in_ram) {
+  const uint64_t needed = queued * (file_in_ram ? 2 : 1) + kSpareBytes;
+  if (mem_available >= needed) return {};
+  return Error{ENOMEM, "the handoff needs about " + std::to_string(needed) + " bytes of memory (" +
+                           std::to_string(queued) + " queued bytes, restored before the " +
+                           "originals are freed" +
+                           (file_in_ram ? ", and again in the handoff file on tmpfs" : "") +
+                           "); " + std::to_string(mem_available) + " are available"};
+}
 
 Status check_keeps_capabilities(int exe_fd) {
   if (::geteuid() == 0 || ambient_has_net_admin()) return {};
@@ -62,6 +105,7 @@ Result<UniqueFd> preflight(const PreflightRequest& request) {
     return s.error().context(request.binary_path);
   }
   if (Status s = check_free_space(request.handoff_dir, request.queued_bytes); !s) return s.error();
+  if (Status s = check_memory(request.handoff_dir, request.queued_bytes); !s) return s.error();
   SpawnSpec spec;
   spec.exe_fd = exe.get();
   spec.argv = {request.binary_path, "check", "--config", request.config_path,

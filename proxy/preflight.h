@@ -1,8 +1,8 @@
 // The upgrade preflight (DESIGN §2, §4 step 1): before anything is locked, open the
 // binary now on disk at the path the keeper was started with, and prove on *that open
 // file* that it will start: it accepts the config (`check`), it reads this binary's
-// handoff format, it will hold CAP_NET_ADMIN after exec, and the handoff dir has room
-// for the queued bytes. The keeper then execs the same open file (execveat), so what
+// handoff format, it will hold CAP_NET_ADMIN after exec, and the handoff dir and the
+// memory have room for the queued bytes. The keeper then execs the same open file (execveat), so what
 // was checked is what runs.
 #pragma once
 
@@ -24,8 +24,16 @@ struct PreflightRequest {
 };
 
 // The checked, open binary, ready for execveat. An error with code ENOSPC means the
-// queued bytes would not fit in the handoff dir.
+// queued bytes would not fit in the handoff dir, ENOMEM in memory.
 Result<UniqueFd> preflight(const PreflightRequest& request);
+
+// Memory the handoff needs beyond what is in use (DESIGN §4 step 1): the restored
+// sockets' queues fill before the originals are freed, and a handoff file on tmpfs
+// holds its bytes in RAM as well. Fails with the numbers (code ENOMEM) when
+// `mem_available` (/proc/meminfo's MemAvailable) is short of that.
+Status check_memory_headroom(uint64_t mem_available, uint64_t queued, bool file_in_ram);
+// MemAvailable from /proc/meminfo's text, in bytes.
+Result<uint64_t> parse_mem_available(const std::string& meminfo);
 
 // Whether an exec of `exe_fd` keeps CAP_NET_ADMIN: root, an ambient capability, or
 // file capabilities on the file (a replaced file has lost those of the old one).
