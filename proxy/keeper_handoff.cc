@@ -153,7 +153,7 @@ Status Keeper::trim_for_adoption(repair::Sys& sys, HeldPair& pair) {
     Result<std::vector<repair::Flow>> flows = repair::lockable_flows(sys, {&live, 1});
     if (!flows) return flows.error();
     if (Status locked = lock_.lock(*flows, config_.handoff.lock_timeout); !locked) {
-      return trimmed.error().context(locked.error().message);
+      return locked.error().context(trimmed.error().message + "; then locking its flows");
     }
     record = pair.record;
     trimmed = trim_overhang(sys, live, record);
@@ -292,9 +292,9 @@ void Keeper::begin_upgrade() {
   if (!exe) {
     log_->error("upgrade refused, nothing changed: preflight: {}", exe.error().message);
     const bool no_room = exe.error().code == ENOSPC || exe.error().code == ENOMEM;
-    metrics_.record_handoff(metrics::HandoffReason::kUpgrade,
-                            no_room ? metrics::HandoffResult::kNoSpace
-                                    : metrics::HandoffResult::kPreflightFailed);
+    metrics_.record_handoff(
+        metrics::HandoffReason::kUpgrade,
+        no_room ? metrics::HandoffResult::kNoSpace : metrics::HandoffResult::kPreflightFailed);
     ctl_finished(false, "upgrade refused, nothing changed: preflight: " + exe.error().message);
     return;
   }
@@ -332,10 +332,9 @@ Result<std::string> Keeper::checkpoint(metrics::HandoffResult* failed) {
   options.lock_timeout = config_.handoff.lock_timeout;
   options.header.writer_version = kVersion;
   options.header.config_digest = config::config_digest(config_);
-  options.header.created_at_unix_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count();
+  options.header.created_at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count();
   options.before_verify = corrupt_handoff_file_hook(log_);
   const auto started = Clock::now();
   repair::CheckpointStep step = repair::CheckpointStep::kDump;

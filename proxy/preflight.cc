@@ -86,8 +86,8 @@ Status check_memory_headroom(uint64_t mem_available, uint64_t queued, bool file_
   return Error{ENOMEM, "the handoff needs about " + std::to_string(needed) + " bytes of memory (" +
                            std::to_string(queued) + " queued bytes, restored before the " +
                            "originals are freed" +
-                           (file_in_ram ? ", and again in the handoff file on tmpfs" : "") +
-                           "); " + std::to_string(mem_available) + " are available"};
+                           (file_in_ram ? ", and again in the handoff file on tmpfs" : "") + "); " +
+                           std::to_string(mem_available) + " are available"};
 }
 
 Status check_keeps_capabilities(int exe_fd) {

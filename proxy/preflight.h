@@ -2,8 +2,8 @@
 // binary now on disk at the path the keeper was started with, and prove on *that open
 // file* that it will start: it accepts the config (`check`), it reads this binary's
 // handoff format, it will hold CAP_NET_ADMIN after exec, and the handoff dir and the
-// memory have room for the queued bytes. The keeper then execs the same open file (execveat), so what
-// was checked is what runs.
+// memory have room for the queued bytes. The keeper then execs the same open file
+// (execveat), so what was checked is what runs.
 #pragma once
 
 #include <chrono>

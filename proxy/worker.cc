@@ -109,7 +109,8 @@ void Worker::adopt_pair(DetachedPair pair) {
     observer_.on_client_refused(pair.record.id);  // the keeper drops its duplicates
     return;
   }
-  if (Status s = engine_->adopt(*service, std::move(pair)); !s) log_->error("{}", s.error().message);
+  if (Status s = engine_->adopt(*service, std::move(pair)); !s)
+    log_->error("{}", s.error().message);
 }
 
 void Worker::adoption_done() {

@@ -174,7 +174,8 @@ struct RestoreOutcome {
 
 // seamless_handoff_connections_total: what a restored pair is about to become.
 metrics::HandoffConnectionResult outcome_of(const repair::RestoredPair& p) {
-  const bool finished = p.record.has(repair::kClientFinished) && p.record.has(repair::kBackendFinished);
+  const bool finished =
+      p.record.has(repair::kClientFinished) && p.record.has(repair::kBackendFinished);
   if (p.client && p.backend) return metrics::HandoffConnectionResult::kRestored;
   if (finished) return metrics::HandoffConnectionResult::kClosed;  // a leg closed in order
   return metrics::HandoffConnectionResult::kBackendReconnected;
@@ -316,7 +317,9 @@ void on_control(uv_poll_t* handle, int status, int) {
           watch->log->error("control channel: a client without its fd or record");
         }
         break;
-      case MessageType::kAdopt: adopt_from_keeper(*watch, message); break;
+      case MessageType::kAdopt:
+        adopt_from_keeper(*watch, message);
+        break;
       case MessageType::kAdoptEnd:
         if (!watch->adopting) break;
         watch->adopting = false;
@@ -381,7 +384,9 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
     // The pairs come while the loop runs, each served from the moment it is in, while
     // the keeper trims the next ones (after a crash) on the other core.
     watch.adopting = true;
-  } else if (Status restored = adopt_and_restore(**worker, args.restore_path, config, metrics, watch); !restored) {
+  } else if (Status restored =
+                 adopt_and_restore(**worker, args.restore_path, config, metrics, watch);
+             !restored) {
     log->error("worker: {}", restored.error().message);
     return kExitRuntimeError;
   }

@@ -60,8 +60,8 @@ Result<std::string> unread_bytes(Sys& sys, int fd) {
   std::string bytes(size_t(inq) + 1, '\0');  // one more, to prove there is no more
   const ssize_t n = sys.recv(fd, bytes.data(), bytes.size(), MSG_PEEK | MSG_DONTWAIT);
   if (n != inq) {
-    return Error::logic("peeking the " + std::to_string(inq) + " unread bytes of a closed leg: got " +
-                        std::to_string(n));
+    return Error::logic("peeking the " + std::to_string(inq) +
+                        " unread bytes of a closed leg: got " + std::to_string(n));
   }
   bytes.resize(size_t(n));
   return bytes;

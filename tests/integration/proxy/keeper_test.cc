@@ -75,8 +75,8 @@ TEST_F(ProxyKeeperTest, TwentyUpgradesCarryBusyStreamsAndNewConnections) {
   EXPECT_GE(metric(m, "seamless_handoff_connections_total{result=\"restored\"}"), 20 * 50) << m;
   EXPECT_EQ(metric(m, "seamless_handoff_connections_total{result=\"aborted\"}"), 0) << m;
   for (const char* phase : {"lock", "dump", "write", "exec", "restore", "unlock", "total"}) {
-    EXPECT_EQ(metric(m, std::string("seamless_handoff_phase_seconds_count{phase=\"") + phase + "\"}"),
-              20)
+    EXPECT_EQ(
+        metric(m, std::string("seamless_handoff_phase_seconds_count{phase=\"") + phase + "\"}"), 20)
         << phase;
   }
   EXPECT_EQ(m.find("seamless_worker_restarts_total{cause=\"signal\"} 1"), std::string::npos);
