@@ -301,22 +301,8 @@ void Keeper::handle_message(Message& m) {
       return;
     case MessageType::kReady:
       worker_->ready = true;
-      if (!restoring_path_.empty()) restore_done(m.text);
-      if (running_ == Action::kCrash) {
-        metrics_.record_handoff(metrics::HandoffReason::kCrash, metrics::HandoffResult::kSuccess);
-        metrics_.observe_phase(metrics::HandoffPhase::kTotal,
-                               std::chrono::steady_clock::now() - action_started_);
-        log_->info("crash handoff done: worker {} {}", worker_->pid, m.text);
-        running_ = Action::kNone;
-      }
-      if (running_ == Action::kReload) {
-        metrics_.record_handoff(metrics::HandoffReason::kReload, metrics::HandoffResult::kSuccess);
-        metrics_.observe_phase(metrics::HandoffPhase::kTotal,
-                               std::chrono::steady_clock::now() - action_started_);
-        log_->info("reload done: worker {} {}", worker_->pid, m.text);
-        running_ = Action::kNone;
-        ctl_finished(true, "reload done: worker " + std::to_string(worker_->pid) + " " + m.text);
-      }
+      if (!restoring_path_.empty()) restore_done();
+      if (running_ != Action::kNone) handoff_done(m.text);
       start_next_action();
       update_accepting();
       return;

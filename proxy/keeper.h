@@ -153,7 +153,10 @@ class Keeper : public CtlHandler {
   Status trim_for_adoption(repair::Sys& sys, HeldPair& pair);
   void exec_new_image(const std::string& handoff_path);
   void recover_from_restore_crash();
-  void restore_done(const std::string& summary);
+  // The restoring worker is ready: the file goes, its pairs are ordinary held pairs.
+  void restore_done();
+  // The new worker of the running handoff is ready: counted, timed, logged, answered.
+  void handoff_done(const std::string& summary);
   uint64_t queued_bytes() const;
   std::vector<std::string> worker_config_env() const;
 

@@ -454,27 +454,33 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   if (Status s = spawn_worker(""); !s) respawn_after_crash();
 }
 
-void Keeper::restore_done(const std::string& summary) {
+void Keeper::restore_done() {
   const std::string path = std::exchange(restoring_path_, std::string());
   if (Status s = repair::remove_handoff_file(path); !s) log_->warn("{}", s.error().message);
   metrics_.set_locked_flows(lock_.count_locked() ? int64_t(*lock_.count_locked()) : 0);
   for (auto& [id, pair] : pairs_.pairs()) pair.restoring = false;
-  const metrics::HandoffReason reason =
-      running_ == Action::kUpgrade ? metrics::HandoffReason::kUpgrade : metrics::HandoffReason::kCrash;
+  metrics_.observe_phase(metrics::HandoffPhase::kRestore, Clock::now() - action_started_);
+}
+
+void Keeper::handoff_done(const std::string& summary) {
+  const pid_t worker = worker_->pid;
+  const auto [reason, done] =
+      running_ == Action::kUpgrade
+          ? std::pair{metrics::HandoffReason::kUpgrade, "upgrade handoff done"}
+      : running_ == Action::kReload
+          ? std::pair{metrics::HandoffReason::kReload, "reload done"}
+          : std::pair{metrics::HandoffReason::kCrash, "crash handoff done"};
   metrics_.record_handoff(reason, metrics::HandoffResult::kSuccess);
-  if (running_ == Action::kUpgrade) {
-    metrics_.observe_phase(metrics::HandoffPhase::kRestore, Clock::now() - action_started_);
-  }
   metrics_.observe_phase(metrics::HandoffPhase::kTotal, Clock::now() - action_started_);
-  log_->info("{} handoff done: worker {} {}",
-             reason == metrics::HandoffReason::kUpgrade ? "upgrade" : "crash", worker_->pid,
-             summary);
+  log_->info("{}: worker {} {}", done, worker, summary);
+  running_ = Action::kNone;
   if (reason == metrics::HandoffReason::kUpgrade) {
     ctl_finished(true, "upgrade done: keeper " + std::to_string(::getpid()) + " generation " +
                            std::to_string(metrics_.generation()) + ", worker " +
-                           std::to_string(worker_->pid) + " " + summary);
+                           std::to_string(worker) + " " + summary);
+  } else if (reason == metrics::HandoffReason::kReload) {
+    ctl_finished(true, "reload done: worker " + std::to_string(worker) + " " + summary);
   }
-  running_ = Action::kNone;
 }
 
 // A worker died while restoring: pairs it handed over and took out of repair mode are
