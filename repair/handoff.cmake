@@ -17,4 +17,4 @@ target_sources(seamless_repair PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/handoff_reader.cc
   ${CMAKE_CURRENT_LIST_DIR}/handoff_source.cc
   ${CMAKE_CURRENT_LIST_DIR}/handoff_writer.cc)
-target_link_libraries(seamless_repair PUBLIC protobuf::libprotobuf)
+target_link_libraries(seamless_repair PUBLIC protobuf::libprotobuf-lite)
