@@ -82,7 +82,6 @@ CLI::App* add_worker_command(CLI::App& app, proxy::WorkerProcessArgs& args) {
   worker->add_option("--control-fd", args.control_fd)->required();
   worker->add_option("--config-fd", args.config_fd)->required();
   worker->add_option("--config-name", args.config_name)->required();
-  worker->add_option("--restore", args.restore_path);
   return worker;
 }
 

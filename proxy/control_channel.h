@@ -17,7 +17,8 @@
 //                                              it, or answer kPairClosed to turn it away
 //   kQuiesce / kDrain                          stop for a handoff / for SIGTERM
 //   kAdopt           id, record, fds           a live pair for a new worker (reload)
-//   kAdoptEnd                                  no more kAdopt; start serving
+//   kAdoptEnd        text                      no more kAdopt; restore the handoff
+//                                              file `text` names (if any), then serve
 //   kAck                                       answers kSync
 //
 // Receiving: MSG_CMSG_CLOEXEC, and a truncated packet or control block (MSG_TRUNC,
@@ -60,7 +61,7 @@ struct Message {
   MessageType type = MessageType::kSync;
   uint64_t pair_id = 0;
   std::optional<repair::PairRecord> record;  // metadata only: images and payload dropped
-  std::string text;                          // kReady / kRestoreFailed
+  std::string text;                          // kReady / kRestoreFailed / kAdoptEnd
   std::vector<UniqueFd> fds;                 // received fds (sending takes borrowed ones)
 };
 

@@ -33,6 +33,7 @@ Status HeldPairs::apply(Message& m) {
       if (m.fds.size() > 1) pair.backend = std::move(m.fds[1]);
       pair.record = std::move(*m.record);
       pair.restoring = m.type == MessageType::kRestored;
+      pair.rebased = !pair.restoring;
       saw_id(m.pair_id);
       pairs_.emplace(m.pair_id, std::move(pair));
       return {};
@@ -47,6 +48,7 @@ Status HeldPairs::apply(Message& m) {
       if (!m.record) return contradiction(m, "no record");
       if (it == pairs_.end()) return contradiction(m, "unknown id");
       it->second.record = std::move(*m.record);
+      it->second.rebased = true;
       return {};
     case MessageType::kPairClosed:
       if (it == pairs_.end()) return contradiction(m, "unknown id");

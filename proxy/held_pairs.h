@@ -22,6 +22,9 @@ struct HeldPair {
   UniqueFd backend;  // invalid while the backend connect is in flight
   repair::PairRecord record;
   bool restoring = false;  // handed over in repair mode by a restoring worker (kRestored)
+  // The record's baselines fit the sockets: false from kRestored (they are the dumped
+  // sockets') until the worker's kPairRecord with the restored sockets' baselines.
+  bool rebased = true;
 };
 
 class HeldPairs {

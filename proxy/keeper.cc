@@ -31,6 +31,17 @@ Result<UniqueFd> config_memfd(const std::string& text) {
   return fd;
 }
 
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> items;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    items.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return items;
+}
+
 }  // namespace
 
 Result<KeeperInheritance> inherit_from_environment() {
@@ -45,22 +56,35 @@ Result<KeeperInheritance> inherit_from_environment() {
     in.after_exec = true;
   }
   if (const char* list = std::getenv("SEAMLESS_LISTEN_FDS")) {
-    std::string text = list;
-    size_t start = 0;
-    while (start < text.size()) {
-      size_t end = text.find(',', start);
-      if (end == std::string::npos) end = text.size();
-      const std::string item = text.substr(start, end - start);
+    for (const std::string& item : split_commas(list)) {
       const size_t eq = item.rfind('=');
       if (eq == std::string::npos) return Error::logic("SEAMLESS_LISTEN_FDS: bad item " + item);
       Result<int> fd = metrics::parse_fd_number(item.substr(eq + 1));
       if (!fd) return fd.error().context("SEAMLESS_LISTEN_FDS");
       ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
       in.listeners[item.substr(0, eq)] = UniqueFd(*fd);
-      start = end + 1;
     }
   }
-  for (const char* name : {"SEAMLESS_HANDOFF", "SEAMLESS_EXEC_STARTED_NS", "SEAMLESS_LISTEN_FDS"}) {
+  if (const char* successor = std::getenv("SEAMLESS_SUCCESSOR")) {
+    // pid,pidfd,channel fd,sha256 of its config text
+    const std::vector<std::string> parts = split_commas(successor);
+    if (parts.size() != 4) return Error::logic(std::string("SEAMLESS_SUCCESSOR: ") + successor);
+    // Plain non-negative numbers, as fd numbers are.
+    Result<int> pid = metrics::parse_fd_number(parts[0]);
+    Result<int> pidfd = metrics::parse_fd_number(parts[1]);
+    Result<int> channel = metrics::parse_fd_number(parts[2]);
+    if (!pid || !pidfd || !channel) {
+      return Error::logic(std::string("SEAMLESS_SUCCESSOR: ") + successor);
+    }
+    ::fcntl(*pidfd, F_SETFD, FD_CLOEXEC);
+    ::fcntl(*channel, F_SETFD, FD_CLOEXEC);
+    in.successor_pid = *pid;
+    in.successor_pidfd = *pidfd;
+    in.successor_channel = *channel;
+    in.successor_config_sha = parts[3];
+  }
+  for (const char* name : {"SEAMLESS_HANDOFF", "SEAMLESS_EXEC_STARTED_NS", "SEAMLESS_LISTEN_FDS",
+                           "SEAMLESS_SUCCESSOR"}) {
     ::unsetenv(name);
   }
   return in;
@@ -167,9 +191,17 @@ int Keeper::run() {
   }
   const std::string restore = inherited_.handoff_path;
   restoring_path_ = restore;
-  if (Status s = spawn_worker(restore); !s) {
-    log_->error("keeper: cannot start a worker: {}", s.error().message);
-    return 1;
+  if (inherited_.successor_pid > 0) {
+    if (Status s = adopt_successor(restore); !s) {
+      log_->error("keeper: {}", s.error().message);
+      return 1;
+    }
+  }
+  if (!worker_) {
+    if (Status s = spawn_worker(restore); !s) {
+      log_->error("keeper: cannot start a worker: {}", s.error().message);
+      return 1;
+    }
   }
   log_->info("keeper {} running (generation {}), worker {}", ::getpid(), metrics_.generation(),
              worker_->pid);
@@ -227,20 +259,18 @@ std::vector<std::string> Keeper::worker_config_env() const {
   return {std::string(metrics::kFdEnvVar) + "=" + std::to_string(segment_.fd())};
 }
 
-Status Keeper::spawn_worker(const std::string& restore_path, bool trim_overhangs) {
+Result<std::unique_ptr<Keeper::WorkerChild>> Keeper::launch_worker(int exe_fd,
+                                                                   const std::string& config_text) {
   Result<std::pair<ControlChannel, ControlChannel>> channel = ControlChannel::make_pair();
   if (!channel) return channel.error();
-  Result<UniqueFd> config_fd = config_memfd(config_text_);
+  Result<UniqueFd> config_fd = config_memfd(config_text);
   if (!config_fd) return config_fd.error();
   SpawnSpec spec;
+  spec.exe_fd = exe_fd;
   spec.argv = {"seamless-worker", "worker", "--control-fd",
                std::to_string(channel->second.fd()), "--config-fd",
                std::to_string(config_fd->get()), "--config-name", config_path_};
   spec.inherit_fds = {channel->second.fd(), config_fd->get(), segment_.fd()};
-  if (!restore_path.empty()) {
-    spec.argv.push_back("--restore");
-    spec.argv.push_back(restore_path);
-  }
   spec.extra_env = worker_config_env();
   Result<ChildProcess> child = spawn_child(spec);
   if (!child) return child.error();
@@ -249,8 +279,18 @@ Status Keeper::spawn_worker(const std::string& restore_path, bool trim_overhangs
   worker->pid = child->pid;
   worker->pidfd = std::move(child->pidfd);
   worker->channel = std::move(channel->first);
-  worker_ = std::move(worker);
-  hand_pairs_to_worker(trim_overhangs);
+  return worker;
+}
+
+Status Keeper::spawn_worker(const std::string& restore_path, bool trim_overhangs) {
+  Result<std::unique_ptr<WorkerChild>> worker = launch_worker(-1, config_text_);
+  if (!worker) return worker.error();
+  worker_ = std::move(*worker);
+  hand_pairs_to_worker(trim_overhangs, restore_path);
+  return watch_worker();
+}
+
+Status Keeper::watch_worker() {
   for (auto [handle, fd, cb] :
        {std::tuple{&worker_->exit_poll, worker_->pidfd.get(), &Keeper::on_worker_exit},
         std::tuple{&worker_->channel_poll, worker_->channel.fd(), &Keeper::on_channel}}) {
@@ -363,7 +403,7 @@ void Keeper::worker_exited() {
                             " failed: worker " + std::to_string(pid) + " " + how +
                             " while quiescing; it runs again once a new worker serves");
     running_ = Action::kNone;
-    upgrade_binary_.reset();
+    end_upgrade_attempt();
   }
   if (!restoring_path_.empty()) {
     recover_from_restore_crash();

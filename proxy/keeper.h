@@ -59,6 +59,12 @@ struct KeeperInheritance {
   std::string binary_path;                    // the path the first keeper was started with
   int64_t exec_started_ns = 0;                // CLOCK_MONOTONIC before the exec
   bool after_exec = false;
+  // The upgrade's worker, already started from this image by the keeper before the
+  // exec (Keeper::start_successor): it waits for kAdoptEnd naming the file.
+  pid_t successor_pid = -1;
+  int successor_pidfd = -1;
+  int successor_channel = -1;
+  std::string successor_config_sha;  // of the config text it was given
 };
 
 // The whole of a (config) file.
@@ -127,7 +133,11 @@ class Keeper : public CtlHandler {
   // `restore_path` (if not empty) skipping those. After a crash (`trim_overhangs`) each
   // pair is trimmed first (DESIGN §3), after the spawn: the child's exec runs meanwhile.
   Status spawn_worker(const std::string& restore_path, bool trim_overhangs = false);
-  void hand_pairs_to_worker(bool trim_overhangs);
+  // A worker process of `exe_fd` (-1: this image) with `config_text`, not yet watched.
+  Result<std::unique_ptr<WorkerChild>> launch_worker(int exe_fd, const std::string& config_text);
+  Status watch_worker();  // worker_'s exit and channel, on the loop
+  // kAdopt for every held pair, then kAdoptEnd naming the file to restore (if any).
+  void hand_pairs_to_worker(bool trim_overhangs, const std::string& restore_path);
   static void on_channel(uv_poll_t* handle, int status, int events);
   static void on_worker_exit(uv_poll_t* handle, int status, int events);
   void drain_channel(bool to_eof);
@@ -152,6 +162,15 @@ class Keeper : public CtlHandler {
   // kernel's counters, ready for a new worker to adopt.
   Status trim_for_adoption(repair::Sys& sys, HeldPair& pair);
   void exec_new_image(const std::string& handoff_path);
+  // The upgrade's worker, started from the checked binary before the quiesce so that
+  // its start (exec, libraries, config) is off the clients' stall; after the exec the
+  // new image hands it the file at once (adopt_successor). Optional: without it the
+  // new image spawns its worker as after any exec.
+  void start_successor();
+  void discard_successor();  // killed and reaped: the upgrade did not reach the exec
+  Status adopt_successor(const std::string& restore_path);
+  // The upgrade stops here (refused, failed, or abandoned): nothing of it is kept.
+  void end_upgrade_attempt();
   void recover_from_restore_crash();
   // The restoring worker is ready: the file goes, its pairs are ordinary held pairs.
   void restore_done();
@@ -197,6 +216,8 @@ class Keeper : public CtlHandler {
   std::unique_ptr<WorkerChild> worker_;
   std::string restoring_path_;  // the file the current worker restores, until kReady
   std::optional<UniqueFd> upgrade_binary_;  // preflighted, while an upgrade runs
+  std::unique_ptr<WorkerChild> successor_;   // started from it, idle until after the exec
+  std::string successor_config_sha_;
 
   Action running_ = Action::kNone;  // the handoff in progress
   bool reload_requested_ = false;

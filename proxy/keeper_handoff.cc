@@ -12,6 +12,7 @@
 
 #include "config/digest.h"
 #include "config/load.h"
+#include "config/sha256.h"
 #include "metrics/labels.h"
 #include "proxy/child_process.h"
 #include "proxy/keeper.h"
@@ -166,7 +167,7 @@ Status Keeper::trim_for_adoption(repair::Sys& sys, HeldPair& pair) {
 
 // The live pairs the new worker adopts; the keeper keeps its own duplicates. A pair
 // that cannot be trimmed would repeat or lose bytes: it is reset instead.
-void Keeper::hand_pairs_to_worker(bool trim_overhangs) {
+void Keeper::hand_pairs_to_worker(bool trim_overhangs, const std::string& restore_path) {
   if (trim_overhangs) settle_closed_pairs();
   repair::Sys sys;
   for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
@@ -190,7 +191,8 @@ void Keeper::hand_pairs_to_worker(bool trim_overhangs) {
     }
     ++it;
   }
-  (void)worker_->channel.send(make_message(MessageType::kAdoptEnd));
+  (void)worker_->channel.send(
+      make_message(MessageType::kAdoptEnd, 0, std::nullopt, restore_path));
   unsent_clients_.clear();  // they were among the kAdopt
 }
 
@@ -299,6 +301,7 @@ void Keeper::begin_upgrade() {
     return;
   }
   upgrade_binary_ = std::move(*exe);
+  start_successor();
   running_ = Action::kUpgrade;
   update_accepting();  // new clients wait in the backlog for the new image
   log_->info("upgrade: {} passed preflight; quiescing worker {} ({} pairs)", binary, worker_->pid,
@@ -361,7 +364,7 @@ void Keeper::finish_upgrade() {
     log_->info("upgrade abandoned: stopping");
     ctl_finished(false, "upgrade abandoned: seamless is stopping");
     running_ = Action::kNone;
-    upgrade_binary_.reset();
+    end_upgrade_attempt();
     if (Status s = spawn_worker(""); !s) stop_loop();
     return;
   }
@@ -373,11 +376,58 @@ void Keeper::finish_upgrade() {
     metrics_.record_handoff(metrics::HandoffReason::kUpgrade, failed);
     ctl_finished(false, "upgrade failed, carrying on unchanged: " + path.error().message);
     running_ = Action::kNone;
-    upgrade_binary_.reset();
+    end_upgrade_attempt();
     if (Status s = spawn_worker(""); !s) respawn_after_crash();
     return;
   }
   exec_new_image(*path);
+}
+
+void Keeper::start_successor() {
+  Result<std::string> text = read_text_file(config_path_);  // what the new image will read
+  if (!text) {
+    log_->warn("upgrade: the new worker starts after the exec instead: {}", text.error().message);
+    return;
+  }
+  Result<std::unique_ptr<WorkerChild>> child = launch_worker(upgrade_binary_->get(), *text);
+  if (!child) {
+    log_->warn("upgrade: the new worker starts after the exec instead: {}", child.error().message);
+    return;
+  }
+  successor_ = std::move(*child);
+  successor_config_sha_ = config::sha256_hex(*text);
+}
+
+void Keeper::discard_successor() {
+  if (!successor_) return;
+  ::kill(successor_->pid, SIGKILL);
+  (void)reap_child(successor_->pid);
+  successor_.reset();
+}
+
+void Keeper::end_upgrade_attempt() {
+  discard_successor();
+  upgrade_binary_.reset();
+}
+
+Status Keeper::adopt_successor(const std::string& restore_path) {
+  auto worker = std::make_unique<WorkerChild>();
+  worker->pid = inherited_.successor_pid;
+  worker->pidfd = UniqueFd(inherited_.successor_pidfd);
+  worker->channel = ControlChannel(UniqueFd(inherited_.successor_channel));
+  inherited_.successor_pid = -1;
+  worker_ = std::move(worker);
+  if (restore_path.empty() || inherited_.successor_config_sha != config::sha256_hex(config_text_)) {
+    // Its config is not the one read here (the file changed during the upgrade).
+    log_->info("keeper: the upgrade's worker {} has another config: starting a new one",
+               worker_->pid);
+    ::kill(worker_->pid, SIGKILL);
+    (void)reap_child(worker_->pid);
+    worker_.reset();
+    return {};  // run() spawns one
+  }
+  hand_pairs_to_worker(/*trim_overhangs=*/false, restore_path);
+  return watch_worker();
 }
 
 void Keeper::exec_new_image(const std::string& handoff_path) {
@@ -402,6 +452,13 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
       "SEAMLESS_EXEC_STARTED_NS=" + std::to_string(int64_t(now.tv_sec) * 1000000000 + now.tv_nsec),
       std::string(metrics::kFdEnvVar) + "=" + std::to_string(segment_.fd()),
   };
+  if (successor_) {
+    ::fcntl(successor_->pidfd.get(), F_SETFD, 0);
+    ::fcntl(successor_->channel.fd(), F_SETFD, 0);
+    env.push_back("SEAMLESS_SUCCESSOR=" + std::to_string(successor_->pid) + "," +
+                  std::to_string(successor_->pidfd.get()) + "," +
+                  std::to_string(successor_->channel.fd()) + "," + successor_config_sha_);
+  }
   // The control socket and the clients waiting for this upgrade go on to the new image.
   if (ctl_) {
     for (std::string& e : ctl_->prepare_exec()) env.push_back(std::move(e));
@@ -450,7 +507,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   metrics_.record_handoff(metrics::HandoffReason::kUpgrade, metrics::HandoffResult::kExecFailed);
   ctl_finished(false, "upgrade failed, carrying on unchanged: " + error.message);
   running_ = Action::kNone;
-  upgrade_binary_.reset();
+  end_upgrade_attempt();
   if (Status s = spawn_worker(""); !s) respawn_after_crash();
 }
 
@@ -507,6 +564,12 @@ void Keeper::recover_from_restore_crash() {
       if (Result<repair::Flow> flow = repair::flow_of_socket(sys, fd); flow) {
         live_flows.push_back(*flow);
       }
+    }
+    if (!p.rebased) {
+      // It died before it sent the restored sockets' baselines; it forwards nothing
+      // before it has sent them all, so they are still to be had from the counters.
+      repair::rebase_restored_pair(sys, p.client.get(), p.backend.get(), p.record);
+      p.rebased = true;
     }
     p.restoring = false;
     ++it;

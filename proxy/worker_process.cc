@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <functional>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -47,56 +48,6 @@ Result<std::string> read_all(int fd) {
     if (n == 0) return text;
     text.append(buf, size_t(n));
     offset += n;
-  }
-}
-
-// kAdopt... kAdoptEnd: the live pairs the keeper hands a new worker (reload, or those
-// already out of repair mode when a restoring worker died).
-Result<std::vector<DetachedPair>> receive_adopted(ControlChannel& channel) {
-  std::vector<DetachedPair> pairs;
-  for (;;) {
-    Result<std::optional<Message>> m = channel.receive();
-    if (!m) return m.error();
-    if (!*m) return Error::logic("keeper closed the control channel during start-up");
-    if ((*m)->type == MessageType::kAdoptEnd) return pairs;
-    if ((*m)->type != MessageType::kAdopt || !(*m)->record || (*m)->fds.empty()) {
-      return Error::logic(std::string("unexpected ") + to_string((*m)->type) +
-                          " during start-up");
-    }
-    DetachedPair pair;
-    pair.record = std::move(*(*m)->record);
-    pair.client = std::move((*m)->fds[0]);
-    if ((*m)->fds.size() > 1) pair.backend = std::move((*m)->fds[1]);
-    pairs.push_back(std::move(pair));
-  }
-}
-
-// Counter baselines of a restored pair (DESIGN §3): its counters restarted at zero
-// and the restored queues passed through them; W and R must continue from the
-// logical totals the record carries.
-void rebase_counters(repair::Sys& sys, repair::RestoredPair& pair) {
-  repair::PairRecord& r = pair.record;
-  const int64_t to_backend = int64_t(r.bytes_client_to_backend);
-  const int64_t to_client = int64_t(r.bytes_backend_to_client);
-  if (pair.client) {
-    if (Result<repair::LegCounters> c = repair::read_leg_counters(sys, pair.client.get()); c) {
-      const repair::LegBaseline b = repair::baseline_after_restore(*c, to_client, to_backend);
-      r.client_off_w = b.off_w;
-      r.client_off_r = b.off_r;
-    }
-  }
-  if (pair.backend) {
-    if (Result<repair::LegCounters> c = repair::read_leg_counters(sys, pair.backend.get()); c) {
-      const int64_t header = int64_t(r.header_len) - int64_t(r.header_pending);
-      const repair::LegBaseline b =
-          repair::baseline_after_restore(*c, header + to_backend, to_client);
-      r.backend_off_w = b.off_w;
-      r.backend_off_r = b.off_r;
-    }
-  } else {
-    // A fresh connect starts its own count: its SYN is acked (off_w = 1).
-    r.backend_off_w = 1;
-    r.backend_off_r = 0;
   }
 }
 
@@ -210,7 +161,7 @@ Result<RestoreOutcome> restore_file(const config::Config& config, const std::str
       return;
     }
     handed.erase(p.record.id);
-    rebase_counters(sys, p);
+    repair::rebase_restored_pair(sys, p.client.get(), p.backend.get(), p.record);
     // The keeper's copy must carry the new baselines: its crash arithmetic needs them.
     link.send(make_message(MessageType::kPairRecord, p.record.id, p.record));
     out.pairs.push_back(DetachedPair{std::move(p.client), std::move(p.backend),
@@ -236,8 +187,13 @@ struct ControlWatch {
   KeeperLink* link = nullptr;
   Logger log;
   UvHandle<uv_poll_t> poll;
-  bool adopting = false;  // kAdopt... kAdoptEnd still coming (no handoff file to restore)
-  size_t adopted = 0;
+  const config::Config* config = nullptr;
+  metrics::Metrics* metrics = nullptr;
+  bool adopting = true;  // kAdopt... kAdoptEnd still coming
+  std::unordered_set<uint64_t> adopted;
+  // Once no other worker can hold the /metrics port: the upgrade's worker starts
+  // while the old one still serves.
+  std::function<void()> start_metrics_server;
 };
 
 void announce_ready(ControlWatch& watch, const std::string& summary) {
@@ -257,37 +213,37 @@ void adopt_from_keeper(ControlWatch& watch, Message& message) {
   pair.record = std::move(*message.record);
   pair.client = std::move(message.fds[0]);
   if (message.fds.size() > 1) pair.backend = std::move(message.fds[1]);
+  watch.adopted.insert(pair.record.id);
   watch.worker->adopt_pair(std::move(pair));
-  ++watch.adopted;
 }
 
-// After an exec: the pairs still live (a restoring worker died), then the handoff
-// file's, skipping those; served once the loop runs.
-Status adopt_and_restore(Worker& worker, const std::string& path, const config::Config& config,
-                         metrics::Metrics& metrics, ControlWatch& watch) {
-  Result<std::vector<DetachedPair>> pairs = receive_adopted(*watch.channel);
-  if (!pairs) return pairs.error();
-  std::string summary = "adopted " + std::to_string(pairs->size()) + " pairs";
-  std::unordered_set<uint64_t> adopted;
-  for (const DetachedPair& p : *pairs) adopted.insert(p.record.id);
-  const auto restore_started = std::chrono::steady_clock::now();
-  Result<RestoreOutcome> restored =
-      restore_file(config, path, adopted, *watch.link, *watch.channel, metrics, watch.log);
-  watch.log->info("worker {}: restore took {} ms", ::getpid(),
-                  std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - restore_started)
-                      .count());
-  if (!restored) {
-    watch.log->error("worker: {}", restored.error().message);
-    watch.link->send(
-        make_message(MessageType::kRestoreFailed, 0, std::nullopt, restored.error().message));
-  } else {
-    for (DetachedPair& p : restored->pairs) pairs->push_back(std::move(p));
-    summary += ", " + restored->summary;
+// kAdoptEnd: every live pair is in. Its text names the handoff file to restore after
+// an exec (empty otherwise), skipping the pairs adopted live (a restoring worker died
+// half way). The loop waits meanwhile: the adopted pairs are served after it.
+void finish_start(ControlWatch& watch, const std::string& restore_path) {
+  watch.adopting = false;
+  std::string summary = "adopted " + std::to_string(watch.adopted.size()) + " pairs";
+  if (!restore_path.empty()) {
+    const auto restore_started = std::chrono::steady_clock::now();
+    Result<RestoreOutcome> restored = restore_file(*watch.config, restore_path, watch.adopted,
+                                                   *watch.link, *watch.channel, *watch.metrics,
+                                                   watch.log);
+    watch.log->info("worker {}: restore took {} ms", ::getpid(),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - restore_started)
+                        .count());
+    if (!restored) {
+      watch.log->error("worker: {}", restored.error().message);
+      watch.link->send(
+          make_message(MessageType::kRestoreFailed, 0, std::nullopt, restored.error().message));
+    } else {
+      for (DetachedPair& p : restored->pairs) watch.worker->adopt_pair(std::move(p));
+      summary += ", " + restored->summary;
+    }
   }
-  (void)worker.adopt_pairs(std::move(*pairs));
+  watch.worker->adoption_done();
+  if (watch.start_metrics_server) watch.start_metrics_server();
   announce_ready(watch, summary);
-  return {};
 }
 
 void on_control(uv_poll_t* handle, int status, int) {
@@ -321,10 +277,7 @@ void on_control(uv_poll_t* handle, int status, int) {
         adopt_from_keeper(*watch, message);
         break;
       case MessageType::kAdoptEnd:
-        if (!watch->adopting) break;
-        watch->adopting = false;
-        watch->worker->adoption_done();
-        announce_ready(*watch, "adopted " + std::to_string(watch->adopted) + " pairs");
+        if (watch->adopting) finish_start(*watch, message.text);
         break;
       case MessageType::kQuiesce: watch->worker->request_quiesce(); break;
       case MessageType::kDrain: watch->worker->request_drain(); break;
@@ -342,7 +295,7 @@ Result<metrics::MetricsSegment> inherited_segment() {
   return metrics::MetricsSegment::adopt(UniqueFd(*fd));
 }
 
-int serve(const config::Config& config, const WorkerProcessArgs& args, ControlChannel& channel,
+int serve(const config::Config& config, ControlChannel& channel,
           const Logger& log) {
   Result<metrics::MetricsSegment> segment = inherited_segment();
   if (!segment) {
@@ -364,31 +317,24 @@ int serve(const config::Config& config, const WorkerProcessArgs& args, ControlCh
     return kExitRuntimeError;
   }
   std::unique_ptr<metrics::MetricsServer> server;
-  if (config.metrics.listen) {
+  watch.start_metrics_server = [&] {
+    if (!config.metrics.listen) return;
     auto started = metrics::start_metrics_server(config.metrics.listen->to_string(), *segment);
     if (started) {
       server = std::move(*started);
     } else {
       log->error("worker: {}", started.error().message);  // serve traffic anyway
     }
-  }
+  };
   watch.worker = worker->get();
   watch.channel = &channel;
   watch.link = &link;
   watch.log = log;
+  watch.config = &config;
+  watch.metrics = &metrics;
   if (watch.poll.init(uv_poll_init((*worker)->loop(), watch.poll.get(), channel.fd())) == 0) {
     watch.poll.get()->data = &watch;
     uv_poll_start(watch.poll.get(), UV_READABLE | UV_DISCONNECT, &on_control);
-  }
-  if (args.restore_path.empty()) {
-    // The pairs come while the loop runs, each served from the moment it is in, while
-    // the keeper trims the next ones (after a crash) on the other core.
-    watch.adopting = true;
-  } else if (Status restored =
-                 adopt_and_restore(**worker, args.restore_path, config, metrics, watch);
-             !restored) {
-    log->error("worker: {}", restored.error().message);
-    return kExitRuntimeError;
   }
   const int rc = (*worker)->run();
   if (!(*worker)->quiesced()) {
@@ -426,7 +372,7 @@ int run_worker_process(const WorkerProcessArgs& args) {
     return kExitConfigError;
   }
   const Logger log = make_logger(parsed.config->log);
-  return serve(*parsed.config, args, channel, log);
+  return serve(*parsed.config, channel, log);
 }
 
 }  // namespace seamless::proxy

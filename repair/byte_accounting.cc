@@ -85,4 +85,27 @@ LegBaseline baseline_after_restore(const LegCounters& now, int64_t logical_writt
           bytes_consumed(now, zero) - logical_consumed};
 }
 
+void rebase_restored_pair(Sys& sys, int client_fd, int backend_fd, PairRecord& r) {
+  const int64_t to_backend = int64_t(r.bytes_client_to_backend);
+  const int64_t to_client = int64_t(r.bytes_backend_to_client);
+  if (client_fd >= 0) {
+    if (Result<LegCounters> c = read_leg_counters(sys, client_fd); c) {
+      const LegBaseline b = baseline_after_restore(*c, to_client, to_backend);
+      r.client_off_w = b.off_w;
+      r.client_off_r = b.off_r;
+    }
+  }
+  if (backend_fd >= 0) {
+    if (Result<LegCounters> c = read_leg_counters(sys, backend_fd); c) {
+      const int64_t header = int64_t(r.header_len) - int64_t(r.header_pending);
+      const LegBaseline b = baseline_after_restore(*c, header + to_backend, to_client);
+      r.backend_off_w = b.off_w;
+      r.backend_off_r = b.off_r;
+    }
+  } else {
+    r.backend_off_w = LegBaseline::connected().off_w;
+    r.backend_off_r = LegBaseline::connected().off_r;
+  }
+}
+
 }  // namespace seamless::repair

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "base/result.h"
+#include "repair/pair_record.h"
 
 namespace seamless::repair {
 
@@ -68,5 +69,11 @@ Result<int64_t> overhang(const LegCounters& src, const LegBaseline& src_base,
 // from the logical totals carried in the pair's record.
 LegBaseline baseline_after_restore(const LegCounters& now, int64_t logical_written,
                                    int64_t logical_consumed);
+
+// The baselines of a restored pair's legs in `record`, from their counters now and the
+// logical totals the record carries (DESIGN §3). Right only while nothing has been
+// forwarded on the restored sockets yet. A leg with no socket (-1: its backend
+// connects afresh) starts its own count: off_w = 1 for the SYN, off_r = 0.
+void rebase_restored_pair(Sys& sys, int client_fd, int backend_fd, PairRecord& record);
 
 }  // namespace seamless::repair

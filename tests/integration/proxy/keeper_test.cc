@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "tests/integration/proxy/keeper_fixture.h"
@@ -86,6 +87,34 @@ TEST_F(ProxyKeeperTest, TwentyUpgradesCarryBusyStreamsAndNewConnections) {
   fds.clear();
   EXPECT_TRUE(wait_until([&] { return open_fds(keeper) == baseline_fds; }))
       << open_fds(keeper) << " fds open, " << baseline_fds << " at start";
+}
+
+// The upgrade's worker starts from the new file while the old worker still serves
+// (Keeper::start_successor), so that its start is not part of the stall: the worker
+// that restores after the exec is a child the keeper already had before it, and runs
+// the new file.
+TEST_F(ProxyKeeperTest, TheUpgradesWorkerStartsFromTheNewFileBeforeTheExec) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}));
+  open_streams(5);
+  const pid_t keeper = proxy->pid();
+  install_binary(binary, "build 2");
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_for_log("passed preflight"));
+  std::set<pid_t> children;
+  std::ifstream list("/proc/" + std::to_string(keeper) + "/task/" + std::to_string(keeper) +
+                     "/children");
+  for (pid_t child; list >> child;) children.insert(child);
+  ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
+  const std::string log = proxy->log();
+  const size_t at = log.find(": restore took");
+  ASSERT_NE(at, std::string::npos) << log;
+  const size_t start = log.rfind("worker ", at) + 7;
+  const pid_t restorer = std::stoi(log.substr(start, at - start));
+  EXPECT_EQ(children.count(restorer), 1u) << "worker " << restorer << " was not a child yet";
+  EXPECT_EQ(std::filesystem::read_symlink("/proc/" + std::to_string(restorer) + "/exe"), binary);
+  EXPECT_TRUE(streams_advance(64 * 1024));
+  EXPECT_EQ(echo->resets(), 0u);
 }
 
 TEST_F(ProxyKeeperTest, UpgradeOnADualStackListenerCarriesIpv4AndIpv6Clients) {

@@ -163,6 +163,12 @@ TEST(ProxyHeldPairs, FollowAPairsLifeFromItsMessages) {
   Message restored = with_fds(make_message(MessageType::kRestored, 2, sample_record(2)), 2);
   ASSERT_TRUE(held.apply(restored).ok());
   EXPECT_TRUE(held.pairs().at(2).restoring);
+  // The file's record carries the dumped sockets' baselines until the worker's kPairRecord.
+  EXPECT_FALSE(held.pairs().at(2).rebased);
+  Message rebased = make_message(MessageType::kPairRecord, 2, sample_record(2));
+  ASSERT_TRUE(held.apply(rebased).ok());
+  EXPECT_TRUE(held.pairs().at(2).rebased);
+  EXPECT_TRUE(held.pairs().at(1).rebased);  // never restored
   Message closed = make_message(MessageType::kPairClosed, 1);
   ASSERT_TRUE(held.apply(closed).ok());
   EXPECT_EQ(held.size(), 1u);
