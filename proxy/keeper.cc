@@ -55,6 +55,9 @@ Result<KeeperInheritance> inherit_from_environment() {
     in.exec_started_ns = std::strtoll(ns, nullptr, 10);
     in.after_exec = true;
   }
+  if (const char* ns = std::getenv("SEAMLESS_UPGRADE_STARTED_NS")) {
+    in.upgrade_started_ns = std::strtoll(ns, nullptr, 10);
+  }
   if (const char* list = std::getenv("SEAMLESS_LISTEN_FDS")) {
     for (const std::string& item : split_commas(list)) {
       const size_t eq = item.rfind('=');
@@ -84,7 +87,7 @@ Result<KeeperInheritance> inherit_from_environment() {
     in.successor_config_sha = parts[3];
   }
   for (const char* name : {"SEAMLESS_HANDOFF", "SEAMLESS_EXEC_STARTED_NS", "SEAMLESS_LISTEN_FDS",
-                           "SEAMLESS_SUCCESSOR"}) {
+                           "SEAMLESS_SUCCESSOR", "SEAMLESS_UPGRADE_STARTED_NS"}) {
     ::unsetenv(name);
   }
   return in;

@@ -58,6 +58,7 @@ struct KeeperInheritance {
   std::string handoff_path;                   // the file its first worker restores
   std::string binary_path;                    // the path the first keeper was started with
   int64_t exec_started_ns = 0;                // CLOCK_MONOTONIC before the exec
+  int64_t upgrade_started_ns = 0;             // CLOCK_MONOTONIC at the upgrade's preflight
   bool after_exec = false;
   // The upgrade's worker, already started from this image by the keeper before the
   // exec (Keeper::start_successor): it waits for kAdoptEnd naming the file.

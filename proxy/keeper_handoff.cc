@@ -450,6 +450,11 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
       "SEAMLESS_HANDOFF=" + handoff_path,
       "SEAMLESS_BINARY=" + inherited_.binary_path,
       "SEAMLESS_EXEC_STARTED_NS=" + std::to_string(int64_t(now.tv_sec) * 1000000000 + now.tv_nsec),
+      // steady_clock is CLOCK_MONOTONIC: the new image times the whole upgrade with it.
+      "SEAMLESS_UPGRADE_STARTED_NS=" +
+          std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             action_started_.time_since_epoch())
+                             .count()),
       std::string(metrics::kFdEnvVar) + "=" + std::to_string(segment_.fd()),
   };
   if (successor_) {
@@ -528,7 +533,12 @@ void Keeper::handoff_done(const std::string& summary) {
           ? std::pair{metrics::HandoffReason::kReload, "reload done"}
           : std::pair{metrics::HandoffReason::kCrash, "crash handoff done"};
   metrics_.record_handoff(reason, metrics::HandoffResult::kSuccess);
-  metrics_.observe_phase(metrics::HandoffPhase::kTotal, Clock::now() - action_started_);
+  // An upgrade began in the image before the exec.
+  const Clock::time_point started =
+      reason == metrics::HandoffReason::kUpgrade && inherited_.upgrade_started_ns > 0
+          ? Clock::time_point(std::chrono::nanoseconds(inherited_.upgrade_started_ns))
+          : action_started_;
+  metrics_.observe_phase(metrics::HandoffPhase::kTotal, Clock::now() - started);
   log_->info("{}: worker {} {}", done, worker, summary);
   running_ = Action::kNone;
   if (reason == metrics::HandoffReason::kUpgrade) {

@@ -161,7 +161,6 @@ Result<RestoreOutcome> restore_file(const config::Config& config, const std::str
       return;
     }
     handed.erase(p.record.id);
-    repair::rebase_restored_pair(sys, p.client.get(), p.backend.get(), p.record);
     // The keeper's copy must carry the new baselines: its crash arithmetic needs them.
     link.send(make_message(MessageType::kPairRecord, p.record.id, p.record));
     out.pairs.push_back(DetachedPair{std::move(p.client), std::move(p.backend),

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <optional>
 
+#include "repair/byte_accounting.h"
 #include "repair/socket_image.h"
 #include "repair/sys.h"
 
@@ -262,10 +263,10 @@ Status finish_legs(SocketRestorer& restorer, const RestoredPair& pair) {
   return {};
 }
 
-// Hands a batch over (still in repair mode), takes each pair out of repair mode,
-// unlocks the batch's flows in one transaction, draws each peer's ACK, and hands the
-// pairs out.
-void release(FlowLock& lock, SocketRestorer& restorer, std::vector<RestoredPair>& batch,
+// Hands a batch over (still in repair mode), takes each pair out of repair mode and
+// rebases its record, unlocks the batch's flows in one transaction, draws each peer's
+// ACK, and hands the pairs out.
+void release(Sys& sys, FlowLock& lock, SocketRestorer& restorer, std::vector<RestoredPair>& batch,
              const std::function<void(RestoredPair&&)>& take, const RestoreOptions& options,
              RestoreReport* report) {
   if (batch.empty()) return;
@@ -281,6 +282,8 @@ void release(FlowLock& lock, SocketRestorer& restorer, std::vector<RestoredPair>
                                st.error().message);
       continue;
     }
+    // While the flows are still locked: no packet moves the counters between reads.
+    rebase_restored_pair(sys, p.client.get(), p.backend.get(), p.record);
     ready.push_back(std::move(p));
   }
   batch.clear();
@@ -333,9 +336,9 @@ Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string&
     ++report.restored;
     report.degraded += degraded ? 1 : 0;
     pending.push_back(std::move(pair).value());
-    if (pending.size() >= batch) release(lock, restorer, pending, take, options, &report);
+    if (pending.size() >= batch) release(sys, lock, restorer, pending, take, options, &report);
   }
-  release(lock, restorer, pending, take, options, &report);
+  release(sys, lock, restorer, pending, take, options, &report);
   return report;
 }
 

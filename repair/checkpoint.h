@@ -100,8 +100,9 @@ struct RestoreOptions {
 };
 
 // Restores every pair of the file; calls `take` with each restored pair after its
-// flows were unlocked and probed. The flows of failed pairs stay locked until their
-// timeout.
+// flows were unlocked and probed, its record's baselines rebased onto the restored
+// sockets (rebase_restored_pair, while the flows were still locked). The flows of failed pairs stay
+// locked until their timeout.
 Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string& path,
                                     const std::function<void(RestoredPair&&)>& take,
                                     const RestoreOptions& options);
