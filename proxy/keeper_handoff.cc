@@ -565,6 +565,16 @@ void Keeper::recover_from_restore_crash() {
       continue;
     }
     if (in_repair_mode(p.client.get()) || in_repair_mode(p.backend.get())) {
+      // Died between its two legs: the one already out of repair mode goes back in, so
+      // that closing it is silent too (a FIN would reach its peer, and its socket
+      // would hold the 4-tuple the file's restore needs). Its flows are still locked:
+      // whatever it sent since, the restored socket sends again under the same
+      // sequence numbers.
+      for (int fd : {p.client.get(), p.backend.get()}) {
+        int on = 1;
+        if (fd >= 0 && !in_repair_mode(fd))
+          ::setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on));
+      }
       it = pairs_.pairs().erase(it);
       ++dropped;
       continue;
