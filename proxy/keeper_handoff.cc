@@ -17,6 +17,7 @@
 #include "proxy/child_process.h"
 #include "proxy/keeper.h"
 #include "proxy/preflight.h"
+#include "proxy/socket_ops.h"
 #include "proxy/sockets.h"
 #include "proxy/test_hooks.h"
 #include "proxy/version.h"
@@ -85,12 +86,9 @@ Status trim_overhang(repair::Sys& sys, const repair::LivePair& live, repair::Pai
 
 constexpr uint8_t kTcpClose = 7;
 
-// An RST to the peer at once (connect to AF_UNSPEC), whatever is queued.
+// An RST to the peer at once, whatever is queued and whoever else holds the fd.
 void reset_connection(int fd) {
-  if (fd < 0) return;
-  sockaddr unspec{};
-  unspec.sa_family = AF_UNSPEC;
-  ::connect(fd, &unspec, sizeof(unspec));
+  if (fd >= 0) SocketOps{}.abort(fd);
 }
 
 uint8_t tcp_state(repair::Sys& sys, int fd) {
@@ -118,9 +116,7 @@ void Keeper::settle_closed_pairs() {
     }
     const int closed = client_closed ? p.client.get() : p.backend.get();
     const int partner = client_closed ? p.backend.get() : p.client.get();
-    int error = 0;
-    socklen_t len = sizeof(error);
-    ::getsockopt(closed, SOL_SOCKET, SO_ERROR, &error, &len);
+    const int error = SocketOps{}.socket_error(closed);
     int unread = 0;
     ::ioctl(closed, SIOCINQ, &unread);
     if (error == 0 && unread > 0 && !(client_closed && backend_closed)) {
