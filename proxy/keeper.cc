@@ -86,8 +86,15 @@ Result<KeeperInheritance> inherit_from_environment() {
     in.successor_channel = *channel;
     in.successor_config_sha = parts[3];
   }
-  for (const char* name : {"SEAMLESS_HANDOFF", "SEAMLESS_EXEC_STARTED_NS", "SEAMLESS_LISTEN_FDS",
-                           "SEAMLESS_SUCCESSOR", "SEAMLESS_UPGRADE_STARTED_NS"}) {
+  if (const char* text = std::getenv("SEAMLESS_FLOW_LOCK_FD")) {
+    Result<int> fd = metrics::parse_fd_number(text);
+    if (!fd) return fd.error().context("SEAMLESS_FLOW_LOCK_FD");
+    ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
+    in.flow_lock_socket = UniqueFd(*fd);
+  }
+  for (const char* name :
+       {"SEAMLESS_HANDOFF", "SEAMLESS_EXEC_STARTED_NS", "SEAMLESS_LISTEN_FDS", "SEAMLESS_SUCCESSOR",
+        "SEAMLESS_UPGRADE_STARTED_NS", "SEAMLESS_FLOW_LOCK_FD"}) {
     ::unsetenv(name);
   }
   return in;

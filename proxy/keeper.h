@@ -66,6 +66,9 @@ struct KeeperInheritance {
   int successor_pidfd = -1;
   int successor_channel = -1;
   std::string successor_config_sha;  // of the config text it was given
+  // The flow lock's netfilter socket (SEAMLESS_FLOW_LOCK_FD): the exec does not close
+  // it, since closing one waits for the grace period of the last lock transaction.
+  UniqueFd flow_lock_socket;
 };
 
 // The whole of a (config) file.

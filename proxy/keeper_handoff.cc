@@ -439,6 +439,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
     listen_fds += (listen_fds.empty() ? "" : ",") + service + "=" + std::to_string(listener->fd());
   }
   (void)segment_.set_inherit_on_exec(true);
+  ::fcntl(lock_.netlink_fd(), F_SETFD, 0);
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   std::vector<std::string> env = {
@@ -452,6 +453,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
                              action_started_.time_since_epoch())
                              .count()),
       std::string(metrics::kFdEnvVar) + "=" + std::to_string(segment_.fd()),
+      "SEAMLESS_FLOW_LOCK_FD=" + std::to_string(lock_.netlink_fd()),
   };
   if (successor_) {
     ::fcntl(successor_->pidfd.get(), F_SETFD, 0);
@@ -491,6 +493,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
   for (const auto& [service, listener] : listeners_) ::fcntl(listener->fd(), F_SETFD, FD_CLOEXEC);
   (void)segment_.set_inherit_on_exec(false);
+  ::fcntl(lock_.netlink_fd(), F_SETFD, FD_CLOEXEC);
   std::vector<repair::Flow> flows;
   repair::Sys sys;
   for (const repair::LivePair& p : pairs_.live_pairs()) {

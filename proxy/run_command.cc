@@ -90,7 +90,10 @@ int run_command(const std::string& config_path) {
   // After an exec the table holds the locked flows of this very handoff.
   repair::FlowLockOptions lock_options;
   lock_options.ensure_ruleset = !inherited->after_exec;
-  Result<repair::FlowLock> lock = repair::FlowLock::open(config->handoff.nft_table, lock_options);
+  Result<repair::FlowLock> lock =
+      inherited->flow_lock_socket ? repair::FlowLock::adopt(std::move(inherited->flow_lock_socket),
+                                                            config->handoff.nft_table, lock_options)
+                                  : repair::FlowLock::open(config->handoff.nft_table, lock_options);
   if (!lock) {
     log->error("{}", lock.error().message);
     return kExitRuntimeError;

@@ -132,15 +132,10 @@ metrics::HandoffConnectionResult outcome_of(const repair::RestoredPair& p) {
   return metrics::HandoffConnectionResult::kBackendReconnected;
 }
 
-Result<RestoreOutcome> restore_file(const config::Config& config, const std::string& path,
+Result<RestoreOutcome> restore_file(repair::FlowLock& lock, const std::string& path,
                                     const std::unordered_set<uint64_t>& adopted, KeeperLink& link,
                                     ControlChannel& channel, metrics::Metrics& metrics,
                                     const Logger& log) {
-  repair::FlowLockOptions made_by_the_keeper;
-  made_by_the_keeper.ensure_ruleset = false;
-  Result<repair::FlowLock> lock =
-      repair::FlowLock::open(config.handoff.nft_table, made_by_the_keeper);
-  if (!lock) return lock.error().context("restore");
   repair::Sys sys;
   RestoreOutcome out;
   std::unordered_set<uint64_t> handed;
@@ -166,7 +161,7 @@ Result<RestoreOutcome> restore_file(const config::Config& config, const std::str
     out.pairs.push_back(DetachedPair{std::move(p.client), std::move(p.backend),
                                      repair::PairRecord(metadata_only(std::move(p.record)))});
   };
-  Result<repair::RestoreReport> report = repair::restore_pairs(sys, *lock, path, take, options);
+  Result<repair::RestoreReport> report = repair::restore_pairs(sys, lock, path, take, options);
   if (!report) return report.error();
   // Handed over but then failed to leave repair mode: the keeper drops its copies.
   for (uint64_t id : handed) link.send(make_message(MessageType::kPairClosed, id));
@@ -190,6 +185,10 @@ struct ControlWatch {
   metrics::Metrics* metrics = nullptr;
   bool adopting = true;  // kAdopt... kAdoptEnd still coming
   std::unordered_set<uint64_t> adopted;
+  // Kept open from the restore on: closing a netfilter socket waits for the grace
+  // period of its last transaction (2 to 15 ms measured), and the restore's last
+  // unlock has just committed while the unlocked peers wait to be served.
+  std::optional<repair::FlowLock> restore_lock;
   // Once no other worker can hold the /metrics port: the upgrade's worker starts
   // while the old one still serves.
   std::function<void()> start_metrics_server;
@@ -216,6 +215,16 @@ void adopt_from_keeper(ControlWatch& watch, Message& message) {
   watch.worker->adopt_pair(std::move(pair));
 }
 
+Status open_restore_lock(ControlWatch& watch) {
+  repair::FlowLockOptions made_by_the_keeper;
+  made_by_the_keeper.ensure_ruleset = false;
+  Result<repair::FlowLock> lock =
+      repair::FlowLock::open(watch.config->handoff.nft_table, made_by_the_keeper);
+  if (!lock) return lock.error().context("restore");
+  watch.restore_lock = std::move(*lock);
+  return {};
+}
+
 // kAdoptEnd: every live pair is in. Its text names the handoff file to restore after
 // an exec (empty otherwise), skipping the pairs adopted live (a restoring worker died
 // half way). The loop waits meanwhile: the adopted pairs are served after it.
@@ -224,9 +233,11 @@ void finish_start(ControlWatch& watch, const std::string& restore_path) {
   std::string summary = "adopted " + std::to_string(watch.adopted.size()) + " pairs";
   if (!restore_path.empty()) {
     const auto restore_started = std::chrono::steady_clock::now();
-    Result<RestoreOutcome> restored = restore_file(*watch.config, restore_path, watch.adopted,
-                                                   *watch.link, *watch.channel, *watch.metrics,
-                                                   watch.log);
+    const Status opened = open_restore_lock(watch);
+    Result<RestoreOutcome> restored =
+        opened ? restore_file(*watch.restore_lock, restore_path, watch.adopted, *watch.link,
+                              *watch.channel, *watch.metrics, watch.log)
+               : Result<RestoreOutcome>(opened.error());
     watch.log->info("worker {}: restore took {} ms", ::getpid(),
                     std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - restore_started)
