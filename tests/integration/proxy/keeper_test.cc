@@ -383,6 +383,9 @@ TEST_F(ProxyKeeperTest, AWorkerWhoseKeeperDiedDrainsItsConnections) {
   proxy->signal(SIGKILL);
   ASSERT_TRUE(proxy->wait_for_log("the keeper is gone"));
   ASSERT_TRUE(proxy->wait_for_log("listeners closed; draining"));
+  // Reaped, the keeper has released its own listener copies too: the worker can see
+  // the channel's EOF before the dying keeper's last files are released.
+  ASSERT_TRUE(proxy->wait_exit().has_value());
   EXPECT_EQ(try_client(), -ECONNREFUSED);  // its listener copies closed at once
   ASSERT_TRUE(streams_advance(256 * 1024));  // and it still serves what it has
   ::kill(worker, SIGKILL);
