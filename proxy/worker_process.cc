@@ -118,11 +118,6 @@ void hand_over(KeeperLink& link, ControlChannel& channel, const Logger& log,
   crash_here_once_for_tests("SEAMLESS_TEST_CRASH_ONCE");
 }
 
-struct RestoreOutcome {
-  std::vector<DetachedPair> pairs;
-  std::string summary;
-};
-
 // seamless_handoff_connections_total: what a restored pair is about to become.
 metrics::HandoffConnectionResult outcome_of(const repair::RestoredPair& p) {
   const bool finished =
@@ -132,12 +127,14 @@ metrics::HandoffConnectionResult outcome_of(const repair::RestoredPair& p) {
   return metrics::HandoffConnectionResult::kBackendReconnected;
 }
 
-Result<RestoreOutcome> restore_file(repair::FlowLock& lock, const std::string& path,
-                                    const std::unordered_set<uint64_t>& adopted, KeeperLink& link,
-                                    ControlChannel& channel, metrics::Metrics& metrics,
-                                    const Logger& log) {
+// Restores the file's pairs (but those already `adopted` live) and gives each to the
+// worker as soon as its batch is unlocked: the last batch's peers wait for no other
+// batch's adoption. Returns the summary for kReady.
+Result<std::string> restore_file(repair::FlowLock& lock, const std::string& path,
+                                 const std::unordered_set<uint64_t>& adopted, Worker& worker,
+                                 KeeperLink& link, ControlChannel& channel,
+                                 metrics::Metrics& metrics, const Logger& log) {
   repair::Sys sys;
-  RestoreOutcome out;
   std::unordered_set<uint64_t> handed;
   repair::RestoreOptions options;
   options.skip = [&](uint64_t id) { return adopted.count(id) != 0; };
@@ -158,8 +155,8 @@ Result<RestoreOutcome> restore_file(repair::FlowLock& lock, const std::string& p
     handed.erase(p.record.id);
     // The keeper's copy must carry the new baselines: its crash arithmetic needs them.
     link.send(make_message(MessageType::kPairRecord, p.record.id, p.record));
-    out.pairs.push_back(DetachedPair{std::move(p.client), std::move(p.backend),
-                                     repair::PairRecord(metadata_only(std::move(p.record)))});
+    worker.adopt_pair(DetachedPair{std::move(p.client), std::move(p.backend),
+                                   repair::PairRecord(metadata_only(std::move(p.record)))});
   };
   Result<repair::RestoreReport> report = repair::restore_pairs(sys, lock, path, take, options);
   if (!report) return report.error();
@@ -168,10 +165,9 @@ Result<RestoreOutcome> restore_file(repair::FlowLock& lock, const std::string& p
   for (const std::string& e : report->errors) log->error("restore: {}", e);
   metrics.record_handoff_connections(metrics::HandoffConnectionResult::kAborted, report->failed);
   metrics.observe_phase(metrics::HandoffPhase::kUnlock, report->unlock_time);
-  out.summary = "restored " + std::to_string(report->restored) + " pairs (" +
-                std::to_string(report->degraded) + " degraded, " +
-                std::to_string(report->failed) + " failed)";
-  return out;
+  return "restored " + std::to_string(report->restored) + " pairs (" +
+         std::to_string(report->degraded) + " degraded, " + std::to_string(report->failed) +
+         " failed)";
 }
 
 // The keeper's messages while serving.
@@ -234,10 +230,10 @@ void finish_start(ControlWatch& watch, const std::string& restore_path) {
   if (!restore_path.empty()) {
     const auto restore_started = std::chrono::steady_clock::now();
     const Status opened = open_restore_lock(watch);
-    Result<RestoreOutcome> restored =
-        opened ? restore_file(*watch.restore_lock, restore_path, watch.adopted, *watch.link,
-                              *watch.channel, *watch.metrics, watch.log)
-               : Result<RestoreOutcome>(opened.error());
+    Result<std::string> restored =
+        opened ? restore_file(*watch.restore_lock, restore_path, watch.adopted, *watch.worker,
+                              *watch.link, *watch.channel, *watch.metrics, watch.log)
+               : Result<std::string>(opened.error());
     watch.log->info("worker {}: restore took {} ms", ::getpid(),
                     std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - restore_started)
@@ -247,8 +243,7 @@ void finish_start(ControlWatch& watch, const std::string& restore_path) {
       watch.link->send(
           make_message(MessageType::kRestoreFailed, 0, std::nullopt, restored.error().message));
     } else {
-      for (DetachedPair& p : restored->pairs) watch.worker->adopt_pair(std::move(p));
-      summary += ", " + restored->summary;
+      summary += ", " + *restored;
     }
   }
   watch.worker->adoption_done();

@@ -224,17 +224,18 @@ Status SocketRestorer::restore_fins(int fd, const SocketImage& image, RestoredSo
 }
 
 Result<RestoredSocket> SocketRestorer::restore(const SocketImage& image) {
-  const std::string where = "restore " + image.describe();
-  auto fail = [&](const Status& st) { return st.error().context(where); };
+  // Described only on failure: formatting it costs more than a syscall.
+  auto where = [&] { return "restore " + image.describe(); };
+  auto fail = [&](const Status& st) { return st.error().context(where()); };
   RestoredSocket restored;
   restored.fd.reset(sys_.socket(image.local.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                                 IPPROTO_TCP));
-  if (!restored.fd) return sys_error("socket").context(where);
+  if (!restored.fd) return sys_error("socket").context(where());
   const int fd = restored.fd.get();
   if (sys_.set_int(fd, IPPROTO_TCP, TCP_REPAIR, 1) != 0) {
     Error e = sys_error("enter repair mode");
     if (e.code == EPERM) e.message += " (needs CAP_NET_ADMIN)";
-    return e.context(where);
+    return e.context(where());
   }
   if (auto st = set_socket_options(sys_, fd, image); !st) return fail(st);
   // Before connect(), or connect() derives snd_mss from the 536-byte default clamp.
@@ -247,11 +248,11 @@ Result<RestoredSocket> SocketRestorer::restore(const SocketImage& image) {
   socklen_t len = 0;
   sockaddr_storage local = image.local.to_sockaddr(&len);
   if (sys_.bind(fd, reinterpret_cast<sockaddr*>(&local), len) != 0) {
-    return sys_error("bind").context(where);
+    return sys_error("bind").context(where());
   }
   sockaddr_storage peer = image.peer.to_sockaddr(&len);
   if (sys_.connect(fd, reinterpret_cast<sockaddr*>(&peer), len) != 0) {
-    return sys_error("connect").context(where);
+    return sys_error("connect").context(where());
   }
   if (auto st = set_negotiated_options(sys_, fd, image.tcp); !st) return fail(st);
   if (auto st = restore_queues(fd, image); !st) return fail(st);
@@ -261,24 +262,24 @@ Result<RestoredSocket> SocketRestorer::restore(const SocketImage& image) {
 }
 
 Status SocketRestorer::finish(int fd, const SocketImage& image) {
-  const std::string where = "finish restore " + image.describe();
+  auto where = [&] { return "finish restore " + image.describe(); };
   if (sys_.set_int(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP) != 0) {
-    return sys_error("leave repair mode").context(where);
+    return sys_error("leave repair mode").context(where());
   }
   const size_t sent = image.send_queue.size() - image.send_unsent;
   if (auto st = send_all(sys_, fd, image.send_queue.data() + sent, image.send_unsent,
                          "unsent bytes");
       !st)
-    return st.error().context(where);
+    return st.error().context(where());
   // A FIN queued in repair mode would mark the unsent bytes before it as sent.
   if (image.fin_unsent && sys_.shutdown(fd, SHUT_WR) != 0) {
-    return sys_error("send our FIN").context(where);
+    return sys_error("send our FIN").context(where());
   }
   if (image.options.notsent_lowat != 0) {
     if (auto st = set_or_fail(sys_, fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT,
                               static_cast<int>(image.options.notsent_lowat), "TCP_NOTSENT_LOWAT");
         !st)
-      return st.error().context(where);
+      return st.error().context(where());
   }
   return {};
 }
