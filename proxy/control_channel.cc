@@ -31,7 +31,7 @@ constexpr int kSendTimeoutMs = 5000;
 
 bool known_type(uint8_t t) {
   return (t >= static_cast<uint8_t>(MessageType::kClientAccepted) &&
-          t <= static_cast<uint8_t>(MessageType::kRestoreFailed)) ||
+          t <= static_cast<uint8_t>(MessageType::kStarted)) ||
          (t >= static_cast<uint8_t>(MessageType::kQuiesce) &&
           t <= static_cast<uint8_t>(MessageType::kAck));
 }
@@ -49,6 +49,7 @@ const char* to_string(MessageType type) {
     case MessageType::kSync: return "sync";
     case MessageType::kReady: return "ready";
     case MessageType::kRestoreFailed: return "restore-failed";
+    case MessageType::kStarted: return "started";
     case MessageType::kQuiesce: return "quiesce";
     case MessageType::kDrain: return "drain";
     case MessageType::kAdopt: return "adopt";

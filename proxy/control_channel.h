@@ -48,6 +48,7 @@ enum class MessageType : uint8_t {
   kSync = 7,
   kReady = 8,
   kRestoreFailed = 9,
+  kStarted = 10,  // the worker's loop is about to run
   kQuiesce = 20,
   kDrain = 21,
   kAdopt = 22,

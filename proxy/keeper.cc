@@ -349,6 +349,8 @@ void Keeper::handle_message(Message& m) {
     case MessageType::kQuiesced:
       worker_->quiesced = true;
       return;
+    case MessageType::kStarted:  // only the upgrade's successor is waited for
+      return;
     case MessageType::kReady:
       worker_->ready = true;
       if (!restoring_path_.empty()) restore_done();
@@ -454,6 +456,14 @@ void Keeper::respawn_after_crash() {
 void Keeper::on_timer(uv_timer_t* timer) {
   auto* self = static_cast<Keeper*>(timer->data);
   if (timer == self->quiesce_timer_.get()) {
+    if (self->awaiting_successor_) {
+      self->log_->warn("upgrade: the new worker {} did not start within {}ms; it starts after "
+                       "the exec",
+                       self->successor_->pid, kSuccessorStartTimeout.count());
+      self->discard_successor();
+      self->quiesce_worker();
+      return;
+    }
     if (self->worker_) {
       self->log_->error("keeper: worker {} missed its quiesce deadline ({}ms): killing it",
                         self->worker_->pid, self->options_.quiesce_timeout.count());

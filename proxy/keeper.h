@@ -171,6 +171,13 @@ class Keeper : public CtlHandler {
   // new image hands it the file at once (adopt_successor). Optional: without it the
   // new image spawns its worker as after any exec.
   void start_successor();
+  // The old worker is quiesced once the successor reports kStarted (or fails to
+  // within kSuccessorStartTimeout, when it is discarded): until then it still serves.
+  bool await_successor_start();
+  static constexpr std::chrono::milliseconds kSuccessorStartTimeout{1000};
+  static void on_successor_channel(uv_poll_t* handle, int status, int events);
+  void successor_started();
+  void quiesce_worker();
   void discard_successor();  // killed and reaped: the upgrade did not reach the exec
   Status adopt_successor(const std::string& restore_path);
   // The upgrade stops here (refused, failed, or abandoned): nothing of it is kept.
@@ -222,6 +229,7 @@ class Keeper : public CtlHandler {
   std::optional<UniqueFd> upgrade_binary_;  // preflighted, while an upgrade runs
   std::unique_ptr<WorkerChild> successor_;   // started from it, idle until after the exec
   std::string successor_config_sha_;
+  bool awaiting_successor_ = false;  // its kStarted, before the quiesce
 
   Action running_ = Action::kNone;  // the handoff in progress
   bool reload_requested_ = false;

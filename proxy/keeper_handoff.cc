@@ -300,10 +300,53 @@ void Keeper::begin_upgrade() {
   start_successor();
   running_ = Action::kUpgrade;
   update_accepting();  // new clients wait in the backlog for the new image
-  log_->info("upgrade: {} passed preflight; quiescing worker {} ({} pairs)", binary, worker_->pid,
-             pairs_.size());
+  log_->info("upgrade: {} passed preflight", binary);
+  if (!await_successor_start()) quiesce_worker();
+}
+
+void Keeper::quiesce_worker() {
+  log_->info("upgrade: quiescing worker {} ({} pairs)", worker_->pid, pairs_.size());
   (void)worker_->channel.send(make_message(MessageType::kQuiesce));
   uv_timer_start(quiesce_timer_.get(), &on_timer, uint64_t(options_.quiesce_timeout.count()), 0);
+}
+
+bool Keeper::await_successor_start() {
+  if (!successor_) return false;
+  UvHandle<uv_poll_t>& poll = successor_->channel_poll;
+  if (poll.init(uv_poll_init(&loop_, poll.get(), successor_->channel.fd())) != 0) return false;
+  poll.get()->data = this;
+  uv_poll_start(poll.get(), UV_READABLE | UV_DISCONNECT, &on_successor_channel);
+  awaiting_successor_ = true;
+  uv_timer_start(quiesce_timer_.get(), &on_timer, uint64_t(kSuccessorStartTimeout.count()), 0);
+  return true;
+}
+
+void Keeper::on_successor_channel(uv_poll_t* handle, int status, int) {
+  auto* self = static_cast<Keeper*>(handle->data);
+  if (status < 0) {
+    self->log_->warn("upgrade: the new worker's channel failed ({}); it starts after the exec",
+                     uv_strerror(status));
+    self->discard_successor();
+    self->quiesce_worker();
+    return;
+  }
+  self->successor_started();
+}
+
+void Keeper::successor_started() {
+  Result<std::optional<Message>> m = successor_->channel.receive(/*wait=*/false);
+  if (!m && m.error().code == EAGAIN) return;
+  uv_timer_stop(quiesce_timer_.get());
+  if (!m || !*m || (**m).type != MessageType::kStarted) {
+    log_->warn("upgrade: the new worker {} did not start ({}); it starts after the exec",
+               successor_->pid, !m ? m.error().message : !*m ? "it exited" : to_string((**m).type));
+    discard_successor();
+  } else {
+    log_->info("upgrade: new worker {} started", successor_->pid);
+    awaiting_successor_ = false;
+    successor_->channel_poll.close(nullptr);
+  }
+  quiesce_worker();
 }
 
 namespace {
@@ -395,6 +438,8 @@ void Keeper::start_successor() {
 }
 
 void Keeper::discard_successor() {
+  if (awaiting_successor_) uv_timer_stop(quiesce_timer_.get());
+  awaiting_successor_ = false;
   if (!successor_) return;
   ::kill(successor_->pid, SIGKILL);
   (void)reap_child(successor_->pid);

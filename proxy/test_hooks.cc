@@ -15,6 +15,8 @@ namespace seamless::proxy {
 
 bool exec_fails_for_test() { return std::getenv("SEAMLESS_TEST_FAIL_EXEC") != nullptr; }
 
+bool workers_silent_for_test() { return std::getenv("SEAMLESS_TEST_WORKERS_SILENT") != nullptr; }
+
 void fill_handoff_dir_hook(const Logger& log) {
   const char* path = std::getenv("SEAMLESS_TEST_FILL_HANDOFF_DIR");
   if (path == nullptr) return;

@@ -14,6 +14,10 @@ namespace seamless::proxy {
 // SEAMLESS_TEST_FAIL_EXEC (any value): execveat is not called and fails with ENOEXEC.
 bool exec_fails_for_test();
 
+// SEAMLESS_TEST_WORKERS_SILENT (any value): workers never send kStarted, so an
+// upgrade's new worker seems not to start and the keeper goes on without it.
+bool workers_silent_for_test();
+
 // SEAMLESS_TEST_FILL_HANDOFF_DIR=<file>: called after the upgrade preflight passed and
 // before the handoff file is written. If <file> (which the test puts on handoff.dir's
 // filesystem) exists and is empty, it is grown with fallocate until its filesystem has

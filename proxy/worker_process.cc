@@ -16,6 +16,7 @@
 #include "metrics/server.h"
 #include "proxy/keeper_link.h"
 #include "proxy/socket_ops.h"
+#include "proxy/test_hooks.h"
 #include "proxy/worker.h"
 #include "repair/byte_accounting.h"
 #include "repair/checkpoint.h"
@@ -341,6 +342,7 @@ int serve(const config::Config& config, ControlChannel& channel,
     watch.poll.get()->data = &watch;
     uv_poll_start(watch.poll.get(), UV_READABLE | UV_DISCONNECT, &on_control);
   }
+  if (!workers_silent_for_test()) link.send(make_message(MessageType::kStarted));
   const int rc = (*worker)->run();
   if (!(*worker)->quiesced()) {
     server.reset();

@@ -275,7 +275,7 @@ LogTimeline parse_log_timeline(const std::string& log, int64_t start_wall_ms, Ev
     auto first = [&](double& slot, const char* text) {
       if (slot < 0 && line.find(text) != std::string::npos) slot = at;
     };
-    first(t.preflight_done, "passed preflight");
+    first(t.quiesce_asked, "quiescing worker");
     first(t.quiesced, "quiesced: handing over");
     if (t.worker_died < 0 && line.find("while serving") != std::string::npos) {
       t.worker_died = at;

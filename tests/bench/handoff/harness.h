@@ -112,7 +112,8 @@ std::map<std::string, PhaseSeconds> parse_phase_metrics(const std::string& page)
 // The handoff as the keeper's and workers' log lines tell it, in ms after `start`
 // (a wall-clock time in ms since the epoch; log times have ms resolution); -1 = absent.
 struct LogTimeline {
-  double preflight_done = -1;   // upgrade: "passed preflight"
+  // upgrade: "quiescing worker", after the preflight and the new worker's start
+  double quiesce_asked = -1;
   double quiesced = -1;         // upgrade: "quiesced: handing over"
   double worker_died = -1;      // crash: "keeper: worker P killed ... while serving N pairs"
   double checkpoint_done = -1;  // "checkpoint: N pairs ..."

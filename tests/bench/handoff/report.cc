@@ -31,7 +31,8 @@ double phase_ms(const RunResult& r, const std::string& phase) {
 double span(double from, double to) { return from < 0 || to < 0 ? -1 : to - from; }
 
 // The handoff in consecutive spans (ms). `stop` is how long the old worker took to
-// stop forwarding for good: upgrade, preflight passed -> quiesced; crash, SIGKILL ->
+// stop forwarding for good: upgrade, quiesce asked (after the preflight and the new
+// worker's start) -> quiesced; crash, SIGKILL ->
 // the keeper logged the death (reaped, channel drained). `checkpoint` runs from there
 // to the checkpoint line; `exec` (upgrade only) to the new keeper's start; `restore`
 // to the restoring worker's "ready" (its spawn included); `finish` to "handoff done".
@@ -49,8 +50,8 @@ Timeline timeline_of(Event event, const LogTimeline& t) {
             span(t.worker_ready, t.done),
             t.done};
   }
-  return {t.preflight_done,
-          span(t.preflight_done, t.quiesced),
+  return {t.quiesce_asked,
+          span(t.quiesce_asked, t.quiesced),
           span(t.quiesced, t.checkpoint_done),
           span(t.checkpoint_done, t.new_keeper),
           span(t.new_keeper, t.worker_ready),
@@ -159,7 +160,7 @@ void print_run_details(FILE* out, const RunResult& r) {
     std::fprintf(out, "  %s\n", r.timeline.died_line.c_str());
   } else {
     std::fprintf(out,
-                 "  log timeline after SIGUSR2 (ms): preflight %.0f, quiesce %.0f, checkpoint "
+                 "  log timeline after SIGUSR2 (ms): preflight+new worker %.0f, quiesce %.0f, checkpoint "
                  "%.0f (keeper says %.0f), exec %.0f, restore %.0f, ready->done %.0f, done at "
                  "%.0f\n",
                  t.preflight, t.stop, t.checkpoint, r.timeline.checkpoint_ms, t.exec, t.restore,
@@ -216,7 +217,7 @@ void print_table(FILE* out, const std::vector<RunResult>& results) {
                "connections, which write every few ms and so resolve the hold to that; goals: "
                "upgrade <= 50 ms at 100 and <= 200 ms at 5000 (issue 5), crash <= 150 ms at 1000 "
                "(issue 6).\n"
-               "stop = upgrade: preflight passed -> quiesced; crash: SIGKILL -> the keeper logged "
+               "stop = upgrade: quiesce asked -> quiesced; crash: SIGKILL -> the keeper logged "
                "the death. Signal = SIGUSR2 to the keeper (upgrade), SIGKILL to the worker "
                "(crash).\n");
 }

@@ -113,6 +113,27 @@ TEST_F(ProxyKeeperTest, TheUpgradesWorkerStartsFromTheNewFileBeforeTheExec) {
   const pid_t restorer = std::stoi(log.substr(start, at - start));
   EXPECT_EQ(children.count(restorer), 1u) << "worker " << restorer << " was not a child yet";
   EXPECT_EQ(std::filesystem::read_symlink("/proc/" + std::to_string(restorer) + "/exe"), binary);
+  // The old worker kept serving until the new one had started.
+  const size_t started = log.find("new worker " + std::to_string(restorer) + " started");
+  ASSERT_NE(started, std::string::npos) << log;
+  EXPECT_LT(started, log.find("quiescing worker")) << log;
+  EXPECT_TRUE(streams_advance(64 * 1024));
+  EXPECT_EQ(echo->resets(), 0u);
+}
+
+// A new worker that never reports its start does not hold the upgrade up: after
+// kSuccessorStartTimeout it is killed, the old worker quiesces, and the new image
+// spawns its worker after the exec.
+TEST_F(ProxyKeeperTest, AnUpgradesWorkerThatDoesNotStartIsReplacedAfterTheExec) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}), "env SEAMLESS_TEST_WORKERS_SILENT=1");
+  open_streams(5);
+  install_binary(binary, "build 2");
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_for_log("did not start within 1000ms; it starts after the exec"));
+  ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
+  EXPECT_NE(proxy->log().find("restored 5 pairs (0 degraded, 0 failed)"), std::string::npos)
+      << proxy->log();
   EXPECT_TRUE(streams_advance(64 * 1024));
   EXPECT_EQ(echo->resets(), 0u);
 }
