@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 
@@ -14,6 +15,11 @@
 namespace seamless::proxy {
 
 bool exec_fails_for_test() { return std::getenv("SEAMLESS_TEST_FAIL_EXEC") != nullptr; }
+
+void crash_here_once_for_tests(const char* name) {
+  const char* trigger = std::getenv(name);
+  if (trigger != nullptr && ::unlink(trigger) == 0) ::raise(SIGKILL);
+}
 
 bool workers_silent_for_test() { return std::getenv("SEAMLESS_TEST_WORKERS_SILENT") != nullptr; }
 

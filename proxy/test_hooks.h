@@ -18,6 +18,13 @@ bool exec_fails_for_test();
 // upgrade's new worker seems not to start and the keeper goes on without it.
 bool workers_silent_for_test();
 
+// The environment variable `name` naming a file that exists makes the process die
+// here (the file is removed first, so that the next worker gets through).
+// SEAMLESS_TEST_CRASH_ONCE: a restoring worker, right after the keeper took a batch.
+// SEAMLESS_TEST_CRASH_ON_CLIENT: on a client from the keeper, before anything (its
+// connect) is done with it.
+void crash_here_once_for_tests(const char* name);
+
 // SEAMLESS_TEST_FILL_HANDOFF_DIR=<file>: called after the upgrade preflight passed and
 // before the handoff file is written. If <file> (which the test puts on handoff.dir's
 // filesystem) exists and is empty, it is grown with fallocate until its filesystem has

@@ -4,10 +4,10 @@
 #include <sys/resource.h>
 
 #include <chrono>
-#include <functional>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <unordered_set>
 
 #include "config/load.h"
@@ -18,6 +18,7 @@
 #include "proxy/socket_ops.h"
 #include "proxy/test_hooks.h"
 #include "proxy/worker.h"
+#include "proxy/worker_restore.h"
 #include "repair/byte_accounting.h"
 #include "repair/checkpoint.h"
 #include "repair/flow_lock.h"
@@ -50,16 +51,6 @@ Result<std::string> read_all(int fd) {
     text.append(buf, size_t(n));
     offset += n;
   }
-}
-
-// Fault injection for the integration tests: the environment variable `name` naming
-// a file that exists makes the worker die here (the file is removed first, so that the
-// next worker gets through). SEAMLESS_TEST_CRASH_ONCE: a restoring worker, right after
-// the keeper took a batch. SEAMLESS_TEST_CRASH_ON_CLIENT: on a client from the keeper,
-// before anything (its connect) is done with it.
-void crash_here_once_for_tests(const char* name) {
-  const char* trigger = std::getenv(name);
-  if (trigger != nullptr && ::unlink(trigger) == 0) ::raise(SIGKILL);
 }
 
 // Fault injection for the integration tests: SEAMLESS_TEST_KILLS_FILE=<file> holding a
@@ -101,76 +92,6 @@ class KillBetweenSendAndDiscard final : public SocketOps {
   long countdown_ = 0;
 };
 
-// Hands a batch of restored sockets (still in repair mode) to the keeper and waits
-// until it holds them all.
-void hand_over(KeeperLink& link, ControlChannel& channel, const Logger& log,
-               std::span<const repair::RestoredPair> batch) {
-  for (const repair::RestoredPair& p : batch) {
-    if (!p.client) continue;  // finished: see restore_file
-    int fds[2] = {p.client.get(), p.backend.get()};
-    link.send(make_message(MessageType::kRestored, p.record.id, p.record),
-              std::span<const int>(fds, p.backend ? 2 : 1));
-  }
-  if (!link.send(make_message(MessageType::kSync))) return;
-  Result<std::optional<Message>> ack = channel.receive();
-  if (!ack || !*ack || (*ack)->type != MessageType::kAck) {
-    log->error("restore: the keeper did not acknowledge a batch; carrying on without it");
-  }
-  crash_here_once_for_tests("SEAMLESS_TEST_CRASH_ONCE");
-}
-
-// seamless_handoff_connections_total: what a restored pair is about to become.
-metrics::HandoffConnectionResult outcome_of(const repair::RestoredPair& p) {
-  const bool finished =
-      p.record.has(repair::kClientFinished) && p.record.has(repair::kBackendFinished);
-  if (p.client && p.backend) return metrics::HandoffConnectionResult::kRestored;
-  if (finished) return metrics::HandoffConnectionResult::kClosed;  // a leg closed in order
-  return metrics::HandoffConnectionResult::kBackendReconnected;
-}
-
-// Restores the file's pairs (but those already `adopted` live) and gives each to the
-// worker as soon as its batch is unlocked: the last batch's peers wait for no other
-// batch's adoption. Returns the summary for kReady.
-Result<std::string> restore_file(repair::FlowLock& lock, const std::string& path,
-                                 const std::unordered_set<uint64_t>& adopted, Worker& worker,
-                                 KeeperLink& link, ControlChannel& channel,
-                                 metrics::Metrics& metrics, const Logger& log) {
-  repair::Sys sys;
-  std::unordered_set<uint64_t> handed;
-  repair::RestoreOptions options;
-  options.skip = [&](uint64_t id) { return adopted.count(id) != 0; };
-  options.hand_over = [&](std::span<const repair::RestoredPair> batch) {
-    for (const auto& p : batch) {
-      if (p.client) handed.insert(p.record.id);
-    }
-    hand_over(link, channel, log, batch);
-  };
-  auto take = [&](repair::RestoredPair&& p) {
-    metrics.record_handoff_connections(outcome_of(p));
-    if (!p.client) {
-      // The client leg had closed in order: the restore queued what it still owed the
-      // backend, then the FIN, on the backend socket. Closing it leaves the kernel to
-      // deliver them; should this worker die first, the file is restored again.
-      return;
-    }
-    handed.erase(p.record.id);
-    // The keeper's copy must carry the new baselines: its crash arithmetic needs them.
-    link.send(make_message(MessageType::kPairRecord, p.record.id, p.record));
-    worker.adopt_pair(DetachedPair{std::move(p.client), std::move(p.backend),
-                                   repair::PairRecord(metadata_only(std::move(p.record)))});
-  };
-  Result<repair::RestoreReport> report = repair::restore_pairs(sys, lock, path, take, options);
-  if (!report) return report.error();
-  // Handed over but then failed to leave repair mode: the keeper drops its copies.
-  for (uint64_t id : handed) link.send(make_message(MessageType::kPairClosed, id));
-  for (const std::string& e : report->errors) log->error("restore: {}", e);
-  metrics.record_handoff_connections(metrics::HandoffConnectionResult::kAborted, report->failed);
-  metrics.observe_phase(metrics::HandoffPhase::kUnlock, report->unlock_time);
-  return "restored " + std::to_string(report->restored) + " pairs (" +
-         std::to_string(report->degraded) + " degraded, " + std::to_string(report->failed) +
-         " failed)";
-}
-
 // The keeper's messages while serving.
 struct ControlWatch {
   Worker* worker = nullptr;
@@ -182,10 +103,10 @@ struct ControlWatch {
   metrics::Metrics* metrics = nullptr;
   bool adopting = true;  // kAdopt... kAdoptEnd still coming
   std::unordered_set<uint64_t> adopted;
-  // Kept open from the restore on: closing a netfilter socket waits for the grace
-  // period of its last transaction (2 to 15 ms measured), and the restore's last
-  // unlock has just committed while the unlocked peers wait to be served.
-  std::optional<repair::FlowLock> restore_lock;
+  // One per restore thread, kept open from the restore on: closing a netfilter socket
+  // waits for the grace period of its last transaction (2 to 15 ms measured), and the
+  // restore's last unlock has just committed while the unlocked peers wait to be served.
+  std::vector<repair::FlowLock> restore_locks;
   // Once no other worker can hold the /metrics port: the upgrade's worker starts
   // while the old one still serves.
   std::function<void()> start_metrics_server;
@@ -212,13 +133,15 @@ void adopt_from_keeper(ControlWatch& watch, Message& message) {
   watch.worker->adopt_pair(std::move(pair));
 }
 
-Status open_restore_lock(ControlWatch& watch) {
+Status open_restore_locks(ControlWatch& watch) {
   repair::FlowLockOptions made_by_the_keeper;
   made_by_the_keeper.ensure_ruleset = false;
-  Result<repair::FlowLock> lock =
-      repair::FlowLock::open(watch.config->handoff.nft_table, made_by_the_keeper);
-  if (!lock) return lock.error().context("restore");
-  watch.restore_lock = std::move(*lock);
+  while (watch.restore_locks.size() < 2) {
+    Result<repair::FlowLock> lock =
+        repair::FlowLock::open(watch.config->handoff.nft_table, made_by_the_keeper);
+    if (!lock) return lock.error().context("restore");
+    watch.restore_locks.push_back(std::move(*lock));
+  }
   return {};
 }
 
@@ -230,11 +153,12 @@ void finish_start(ControlWatch& watch, const std::string& restore_path) {
   std::string summary = "adopted " + std::to_string(watch.adopted.size()) + " pairs";
   if (!restore_path.empty()) {
     const auto restore_started = std::chrono::steady_clock::now();
-    const Status opened = open_restore_lock(watch);
+    const Status opened = open_restore_locks(watch);
     Result<std::string> restored =
-        opened ? restore_file(*watch.restore_lock, restore_path, watch.adopted, *watch.worker,
-                              *watch.link, *watch.channel, *watch.metrics, watch.log)
-               : Result<std::string>(opened.error());
+        opened
+            ? restore_handoff_file(watch.restore_locks, restore_path, watch.adopted, *watch.worker,
+                                   *watch.link, *watch.channel, *watch.metrics, watch.log)
+            : Result<std::string>(opened.error());
     watch.log->info("worker {}: restore took {} ms", ::getpid(),
                     std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - restore_started)

@@ -312,18 +312,25 @@ Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::string&
                                     const std::function<void(RestoredPair&&)>& take,
                                     const RestoreOptions& options) {
   // Act on no record before the whole file has proved intact.
-  auto summary = verify_handoff_file(path);
-  if (!summary) return summary.error().context("restore");
+  if (!options.verified) {
+    auto summary = verify_handoff_file(path);
+    if (!summary) return summary.error().context("restore");
+  }
+  if (options.share_count == 0 || options.share_index >= options.share_count) {
+    return Error::logic("restore: share " + std::to_string(options.share_index) + " of " +
+                        std::to_string(options.share_count));
+  }
   auto reader = HandoffReader::open(path);
   if (!reader) return reader.error().context("restore");
   SocketRestorer restorer(sys, lock.mark());
   RestoreReport report;
   std::vector<RestoredPair> pending;
   const size_t batch = options.batch == 0 ? 1 : options.batch;
-  for (;;) {
+  for (size_t position = 0;; ++position) {
     auto record = reader->next();
     if (!record) return record.error().context("restore");
     if (!*record) break;
+    if (position % options.share_count != options.share_index) continue;
     const uint64_t id = (*record)->id;
     if (options.skip && options.skip(id)) continue;
     bool degraded = false;

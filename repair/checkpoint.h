@@ -92,6 +92,13 @@ struct RestoreOptions {
   // Pairs of the file to leave alone: they already live elsewhere (a retry after a
   // worker died half way through a restore).
   std::function<bool(uint64_t id)> skip;
+  // This call restores every share_count-th record of the file from the
+  // share_index-th on (0-based), so that several threads can restore one file, each
+  // with its own Sys and FlowLock.
+  size_t share_index = 0;
+  size_t share_count = 1;
+  // The caller verified the whole file already (verify_handoff_file).
+  bool verified = false;
   // Called once per batch with its pairs restored but still in repair mode, before
   // any of them leaves it: a keeper takes its duplicates here (DESIGN §2), so that a
   // restorer dying from here on loses nothing. Should it die before, the sockets close

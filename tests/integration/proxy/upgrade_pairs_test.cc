@@ -185,11 +185,16 @@ class ClosedLegTest : public ProxyKeeperTest {
     c_ = make_client(client(TwoHosts::kHost4, 7002), 21, 22);
     ASSERT_TRUE(send_more(c_, 64 * 1024));
     ASSERT_EQ(::shutdown(c_.fd.get(), SHUT_WR), 0);
-    // The backend leg's TIME_WAIT shows that it reached CLOSE.
-    ASSERT_TRUE(wait_until([&] {
-      return seamless::testing::sh(hosts.host.exec("ss -tnH state time-wait dst 198.18.0.1:7102") +
-                                   " | grep -q .") == 0;
-    }));
+    // The backend leg's TIME_WAIT shows that it reached CLOSE. Under the memory
+    // pressure of tests running beside this one the proxy's buffers grow slowly and
+    // the backend's answer takes longer to leave it (10 s were not always enough).
+    ASSERT_TRUE(wait_until(
+        [&] {
+          return seamless::testing::sh(
+                     hosts.host.exec("ss -tnH state time-wait dst 198.18.0.1:7102") +
+                     " | grep -q .") == 0;
+        },
+        std::chrono::seconds(60)));
     ASSERT_EQ(talker_->bytes_received(), 64u * 1024);
   }
   void expect_answer_and_eof() {

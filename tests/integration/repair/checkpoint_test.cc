@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
 
 #include "tests/integration/repair/repair_fixture.h"
 #include "tests/integration/support/streams.h"
@@ -64,6 +67,16 @@ struct PairRig {
 
   bool complete() { return incomplete().empty(); }
 
+  // Pumps until every stream is complete or one fails (30 s at most).
+  bool pump_to_the_end(std::vector<std::string>* errors) {
+    return wait_until(
+        [&] {
+          pump_for(host_ends, kBytes, 20ms, errors);
+          return !errors->empty() || !peer->errors().empty() || complete();
+        },
+        30s);
+  }
+
   // "3: host got 100 of 200, peer got 200 of 200" for every unfinished stream.
   std::string incomplete() {
     auto progress = peer->progress();
@@ -109,10 +122,7 @@ TEST(Checkpoint, BusyPairsSurviveThroughTheFileAlone) {
     EXPECT_TRUE(repair::remove_handoff_file(done->path).ok());
     EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
   }
-  EXPECT_TRUE(wait_until([&] {
-    pump_for(rig.host_ends, kBytes, 20ms, &errors);
-    return !errors.empty() || !rig.peer->errors().empty() || rig.complete();
-  }, 30s));
+  EXPECT_TRUE(rig.pump_to_the_end(&errors));
   rig.peer->stop();
   EXPECT_EQ(errors, std::vector<std::string>{});
   EXPECT_EQ(rig.peer->errors(), std::vector<std::string>{});
@@ -123,6 +133,63 @@ TEST(Checkpoint, BusyPairsSurviveThroughTheFileAlone) {
   }
   InNetns in(rig.net.hosts.host);
   EXPECT_EQ(out_rsts(), rsts0);
+}
+
+// Two threads restore one file, each its share of the records (every other record),
+// each with its own flow-lock socket: every pair comes back exactly once.
+TEST(Checkpoint, TwoSharesRestoredInParallelBringBackEveryPairOnce) {
+  PairRig rig;
+  std::vector<std::string> errors;
+  pump_for(rig.host_ends, kBytes, 50ms, &errors);
+  ASSERT_EQ(errors, std::vector<std::string>{});
+  InNetns in(rig.net.hosts.host);
+  const auto pairs = rig.live_pairs();
+  repair::CheckpointOptions options{rig.dir, 30s, {"test", "digest", 0, {}}, nullptr};
+  auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
+  ASSERT_TRUE(done.ok()) << done.error().message;
+  for (auto& c : rig.conns) c.host.reset();
+  std::mutex mu;
+  std::map<uint64_t, int> restored;  // pair id -> times
+  auto restore_share = [&](size_t share, repair::RestoreReport* report) {
+    repair::FlowLockOptions existing;
+    existing.ensure_ruleset = false;
+    auto lock = repair::FlowLock::open(rig.net.flow_lock->table(), existing);
+    ASSERT_TRUE(lock.ok()) << lock.error().message;
+    repair::Sys sys;
+    repair::RestoreOptions restore;
+    restore.batch = 3;
+    restore.share_index = share;
+    restore.share_count = 2;
+    restore.verified = true;
+    auto r = repair::restore_pairs(
+        sys, *lock, done->path,
+        [&](repair::RestoredPair&& p) {
+          std::lock_guard hold(mu);
+          ++restored[p.record.id];
+          rig.adopt(std::move(p));
+        },
+        restore);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    *report = *r;
+  };
+  repair::RestoreReport first, second;
+  std::thread other([&] {
+    InNetns in_thread(rig.net.hosts.host);  // namespaces are per thread
+    restore_share(1, &second);
+  });
+  restore_share(0, &first);
+  other.join();
+  EXPECT_EQ(first.restored, static_cast<uint64_t>(kPairs / 2));
+  EXPECT_EQ(second.restored, static_cast<uint64_t>(kPairs / 2));
+  EXPECT_EQ(first.failed + second.failed, 0u);
+  EXPECT_EQ(restored.size(), static_cast<size_t>(kPairs));
+  for (const auto& [id, times] : restored) EXPECT_EQ(times, 1) << "pair " << id;
+  EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
+  EXPECT_TRUE(repair::remove_handoff_file(done->path).ok());
+  EXPECT_TRUE(rig.pump_to_the_end(&errors));
+  rig.peer->stop();
+  EXPECT_EQ(errors, std::vector<std::string>{});
+  EXPECT_EQ(rig.incomplete(), "");
 }
 
 // The handoff dir cannot be written: the checkpoint fails after the lock and dump,
@@ -144,10 +211,7 @@ TEST(Checkpoint, FailureLeavesConnectionsWorking) {
     EXPECT_NE(done.error().message.find("checkpoint"), std::string::npos);
     EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
   }
-  EXPECT_TRUE(wait_until([&] {
-    pump_for(rig.host_ends, kBytes, 20ms, &errors);
-    return !errors.empty() || !rig.peer->errors().empty() || rig.complete();
-  }, 30s));
+  EXPECT_TRUE(rig.pump_to_the_end(&errors));
   rig.peer->stop();
   EXPECT_EQ(errors, std::vector<std::string>{});
   EXPECT_EQ(rig.peer->errors(), std::vector<std::string>{});
