@@ -234,7 +234,10 @@ void Keeper::request(Action action) {
     stopping_ = true;
     log_->info("keeper: stopping: closing the listeners; the worker drains (drain_timeout {}ms)",
                config_.drain_timeout.count());
-    // New connections are refused from now on instead of waiting in a backlog.
+    // New connections are refused from now on instead of waiting in a backlog. The
+    // fds close only in their handles' close callbacks, a loop turn later; shutdown()
+    // stops a listening socket at once (the worker may log its drain before that turn).
+    for (const auto& [service, listener] : listeners_) ::shutdown(listener->fd(), SHUT_RDWR);
     listeners_.clear();
     if (running_ == Action::kNone && worker_) {
       (void)worker_->channel.send(make_message(MessageType::kDrain));
