@@ -9,6 +9,7 @@
 
 #include "repair/nft_netlink.h"
 #include "repair/nft_ruleset.h"
+#include "repair/packet_hold.h"
 
 namespace seamless::repair {
 namespace {
@@ -57,41 +58,12 @@ struct Keys {
   std::vector<nft::Key> v6;
 };
 
-void put_address(const Endpoint& endpoint, int family, uint8_t*& out) {
-  if (family == AF_INET) {
-    const std::array<uint8_t, 4> v4 = endpoint.v4_bytes();
-    std::memcpy(out, v4.data(), v4.size());
-    out += v4.size();
-  } else {
-    std::memcpy(out, endpoint.addr.data(), endpoint.addr.size());
-    out += endpoint.addr.size();
-  }
-}
-
-// Network order in the first two bytes of a 4-byte slot; the padding stays zero.
-void put_port(uint16_t port, uint8_t*& out) {
-  out[0] = static_cast<uint8_t>(port >> 8);
-  out[1] = static_cast<uint8_t>(port);
-  out += 4;
-}
-
 Result<Keys> encode(std::span<const Flow> flows) {
   Keys keys;
   for (size_t i = 0; i < flows.size(); ++i) {
-    const Flow& flow = flows[i];
-    const int family = flow.peer.wire_family();
-    if (flow.local.wire_family() != family) {
-      return Error{EINVAL, "flow " + to_string(flow) + ": peer and local families differ"};
-    }
-    nft::Key key;
-    key.item = i;
-    uint8_t* out = key.bytes.data();
-    put_address(flow.peer, family, out);
-    put_port(flow.peer.port, out);
-    put_address(flow.local, family, out);
-    put_port(flow.local.port, out);
-    key.len = static_cast<uint8_t>(out - key.bytes.data());
-    (family == AF_INET ? keys.v4 : keys.v6).push_back(key);
+    Result<nft::Key> key = nft::key_of(flows[i], i);
+    if (!key) return key.error();
+    (key->len == nft::kKeyBytes4 ? keys.v4 : keys.v6).push_back(*key);
   }
   return keys;
 }
@@ -161,6 +133,7 @@ Result<FlowLock> FlowLock::start(std::string table, FlowLockOptions options,
   if (!socket) return with_advice(socket.error(), 0).context(where);
   FlowLock lock(std::move(table), options.mark,
                 std::make_unique<nft::Socket>(std::move(socket).value()));
+  lock.hold_queue_ = options.hold_queue;
   if (options.ensure_ruleset) {
     if (Status s = lock.ensure_ruleset(); !s) return s.error();
   }
@@ -169,7 +142,8 @@ Result<FlowLock> FlowLock::start(std::string table, FlowLockOptions options,
 
 Status FlowLock::ensure_ruleset() {
   nft::Batch batch = socket_->new_batch();
-  if (Status s = nft::append_ruleset(batch, table_, mark_); !s) return failure("open", s.error());
+  if (Status s = nft::append_ruleset(batch, table_, mark_, hold_queue_); !s)
+    return failure("open", s.error());
   batch.seal();
   if (Status s = socket_->commit(batch, {{}, advice}); !s) return failure("open", s.error());
   return {};
@@ -183,7 +157,21 @@ Status FlowLock::lock(std::span<const Flow> flows, std::chrono::milliseconds tim
 
 Status FlowLock::unlock(std::span<const Flow> flows) {
   Status s = run_steps(*socket_, table_, flows, {.ensure = true, .remove = true});
-  return s ? s : failure("unlock", s.error());
+  if (!s) return failure("unlock", s.error());
+  return release_held(flows);
+}
+
+void FlowLock::release_on_unlock(PacketHold* hold, ReleaseOnUnlock what) {
+  hold_ = hold;
+  release_ = what;
+}
+
+Status FlowLock::release_held(std::span<const Flow> flows) {
+  if (hold_ == nullptr) return {};
+  Result<ReleaseCounts> released =
+      release_ == ReleaseOnUnlock::kAllPackets ? hold_->release_all() : hold_->release(flows);
+  if (!released) return failure("release held packets of", released.error());
+  return {};
 }
 
 Status FlowLock::refresh(std::span<const Flow> flows, std::chrono::milliseconds timeout) {
@@ -213,7 +201,13 @@ Status FlowLock::destroy() {
   batch.seal();
   Status s = socket_->commit(batch, {{}, advice});
   if (!s && s.error().code != ENOENT) return failure("destroy", s.error());
-  return {};  // ENOENT: already gone, which is what destroy() is for
+  // ENOENT: already gone, which is what destroy() is for. Nothing is locked now.
+  if (hold_ != nullptr) {
+    if (Result<ReleaseCounts> r = hold_->release_all(); !r) {
+      return failure("release held packets of", r.error());
+    }
+  }
+  return {};
 }
 
 int FlowLock::netlink_fd() const { return socket_->fd(); }

@@ -1,9 +1,12 @@
-// FlowLock: makes the local input path drop the peer's packets of chosen TCP flows
+// FlowLock: keeps the peer's packets of chosen TCP flows from reaching any socket
 // while their sockets are dumped and restored (DESIGN.md §6, TCP_REPAIR.md "Flow
 // lock"). It owns `table inet <table>`: sets flows4/flows6 of
 // saddr . sport . daddr . dport keys with per-element timeouts, and a chain on the
-// input hook at priority -310 (before conntrack) that accepts packets carrying
-// `mark` (our injected FIN/ACKs) and drops packets whose tuple is in a set.
+// prerouting hook (nft_ruleset.h says why there) that accepts packets carrying
+// `mark` (our injected FIN/ACKs) and holds packets whose tuple is in a set: queued
+// to a PacketHold (packet_hold.h) when FlowLockOptions::hold_queue is set, so they
+// reach the restored socket right after the unlock, else dropped (the peer sends
+// them again on its own timers).
 //
 // Protocol:
 //   start:   open(table) creates whatever is missing and rewrites the chain's rules;
@@ -33,6 +36,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -68,6 +72,17 @@ struct FlowLockOptions {
   // the rules, a transaction that waits for an RCU grace period: measured 0.5 to 20 ms
   // here, all of it inside the clients' stall when it happens during a handoff.
   bool ensure_ruleset = true;
+  // The PacketHold's queue for the rules to send locked flows' packets to; none: drop
+  // them. Only used when making sure of the ruleset.
+  std::optional<uint16_t> hold_queue;
+};
+
+class PacketHold;
+
+// What an unlock releases from an attached PacketHold.
+enum class ReleaseOnUnlock {
+  kTheirPackets,  // only the unlocked flows' (a restore unlocking batch by batch)
+  kAllPackets,    // everything held; packets of flows still locked are queued again
 };
 
 class FlowLock {
@@ -96,6 +111,9 @@ class FlowLock {
   // first added without timeout, then deleted, in the same transaction, which
   // works on every kernel (DELSETELEM alone fails the batch with ENOENT).
   Status unlock(std::span<const Flow> flows);
+  // From now on each successful unlock() releases packets from `hold` (borrowed; it
+  // must outlive this lock or be detached with nullptr). destroy() releases all.
+  void release_on_unlock(PacketHold* hold, ReleaseOnUnlock what);
   // Locks the flows with a fresh `timeout`, whether or not they still were locked.
   // In one transaction: ensure present, delete, add with the new timeout.
   Status refresh(std::span<const Flow> flows, std::chrono::milliseconds timeout);
@@ -115,11 +133,15 @@ class FlowLock {
   static Result<FlowLock> start(std::string table, FlowLockOptions options,
                                 Result<nft::Socket> socket);
   Status ensure_ruleset();
+  Status release_held(std::span<const Flow> flows);
   Error failure(const char* op, const Error& cause) const;
 
   std::string table_;
   uint32_t mark_;
   std::unique_ptr<nft::Socket> socket_;  // pimpl: libmnl stays out of this header
+  std::optional<uint16_t> hold_queue_;
+  PacketHold* hold_ = nullptr;
+  ReleaseOnUnlock release_ = ReleaseOnUnlock::kAllPackets;
 };
 
 }  // namespace seamless::repair

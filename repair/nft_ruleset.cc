@@ -15,7 +15,10 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -119,7 +122,7 @@ Status append_chain(Batch& batch, const std::string& table) {
       nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter") < 0) {
     return out_of_memory("chain");
   }
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, NF_INET_LOCAL_IN);
+  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
   nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, kChainPriority);
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
   nftnl_chain_nlmsg_build_payload(
@@ -211,8 +214,25 @@ Status build_mark_rule(nftnl_rule* rule, uint32_t mark) {
                  [&] { return add_verdict(rule, NF_ACCEPT); }});
 }
 
-// <ip|ip6> saddr . tcp sport . <ip|ip6> daddr . tcp dport @<set> drop
-Status build_drop_rule(nftnl_rule* rule, const FamilySpec& f) {
+// The xtables NFQUEUE target, revision 3, without bypass: a queue nobody has bound
+// drops the packet instead of letting it reach a socket mid-handoff.
+Status add_queue_target(nftnl_rule* rule, uint16_t queue) {
+  return add_expr(rule, "target", [&](nftnl_expr* e) {
+    xt_NFQ_info_v3 info{};
+    info.queuenum = queue;
+    info.queues_total = 1;
+    nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
+    // libnftnl frees the info with the expression, so it gets its own copy.
+    void* copy = std::malloc(sizeof(info));
+    if (copy == nullptr) return;
+    std::memcpy(copy, &info, sizeof(info));
+    nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, copy, sizeof(info));
+  });
+}
+
+// <ip|ip6> saddr . tcp sport . <ip|ip6> daddr . tcp dport @<set> <drop|queue>
+Status build_hold_rule(nftnl_rule* rule, const FamilySpec& f, std::optional<uint16_t> queue) {
   const uint8_t tcp = IPPROTO_TCP;
   const uint32_t sport_at = f.addr_len;  // where each field lands in the key
   const uint32_t daddr_at = sport_at + NFT_REG32_SIZE;
@@ -233,7 +253,7 @@ Status build_drop_rule(nftnl_rule* rule, const FamilySpec& f) {
       },
       [&] { return add_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, register_at(dport_at)); },
       [&] { return add_lookup(rule, f.set); },
-      [&] { return add_verdict(rule, NF_DROP); },
+      [&] { return queue ? add_queue_target(rule, *queue) : add_verdict(rule, NF_DROP); },
   });
 }
 
@@ -250,7 +270,8 @@ Status append_rule(Batch& batch, const std::string& table, const std::string& wh
 
 }  // namespace
 
-Status append_ruleset(Batch& batch, const std::string& table, uint32_t mark) {
+Status append_ruleset(Batch& batch, const std::string& table, uint32_t mark,
+                      std::optional<uint16_t> hold_queue) {
   return all_of({
       [&] { return append_table(batch, table); },
       [&] { return append_set(batch, table, kFamilies[0]); },
@@ -262,14 +283,85 @@ Status append_ruleset(Batch& batch, const std::string& table, uint32_t mark) {
                            [&](nftnl_rule* r) { return build_mark_rule(r, mark); });
       },
       [&] {
-        return append_rule(batch, table, "add flows4 rule",
-                           [&](nftnl_rule* r) { return build_drop_rule(r, kFamilies[0]); });
+        return append_rule(batch, table, "add flows4 rule", [&](nftnl_rule* r) {
+          return build_hold_rule(r, kFamilies[0], hold_queue);
+        });
       },
       [&] {
-        return append_rule(batch, table, "add flows6 rule",
-                           [&](nftnl_rule* r) { return build_drop_rule(r, kFamilies[1]); });
+        return append_rule(batch, table, "add flows6 rule", [&](nftnl_rule* r) {
+          return build_hold_rule(r, kFamilies[1], hold_queue);
+        });
       },
   });
+}
+
+namespace {
+
+void put_address(const Endpoint& endpoint, int family, uint8_t*& out) {
+  if (family == AF_INET) {
+    const std::array<uint8_t, 4> v4 = endpoint.v4_bytes();
+    std::memcpy(out, v4.data(), v4.size());
+    out += v4.size();
+  } else {
+    std::memcpy(out, endpoint.addr.data(), endpoint.addr.size());
+    out += endpoint.addr.size();
+  }
+}
+
+// Network order in the first two bytes of a 4-byte slot; the padding stays zero.
+void put_port(uint16_t port, uint8_t*& out) {
+  out[0] = static_cast<uint8_t>(port >> 8);
+  out[1] = static_cast<uint8_t>(port);
+  out += 4;
+}
+
+}  // namespace
+
+Result<Key> key_of(const Flow& flow, size_t item) {
+  const int family = flow.peer.wire_family();
+  if (flow.local.wire_family() != family) {
+    return Error{EINVAL, "flow " + to_string(flow) + ": peer and local families differ"};
+  }
+  Key key;
+  key.item = item;
+  uint8_t* out = key.bytes.data();
+  put_address(flow.peer, family, out);
+  put_port(flow.peer.port, out);
+  put_address(flow.local, family, out);
+  put_port(flow.local.port, out);
+  key.len = static_cast<uint8_t>(out - key.bytes.data());
+  return key;
+}
+
+std::optional<Key> key_of_packet(std::span<const uint8_t> packet) {
+  if (packet.empty()) return std::nullopt;
+  const FamilySpec* family = nullptr;
+  size_t transport_at = 0;
+  const uint8_t version = packet[0] >> 4;
+  if (version == 4 && packet.size() >= 20) {
+    family = &kFamilies[0];
+    transport_at = size_t{packet[0] & 0x0fu} * 4;
+    if (packet[9] != IPPROTO_TCP) return std::nullopt;
+  } else if (version == 6 && packet.size() >= 40) {
+    family = &kFamilies[1];
+    transport_at = 40;
+    if (packet[6] != IPPROTO_TCP) return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  if (transport_at < 20 || packet.size() < transport_at + 4) return std::nullopt;
+  Key key;
+  uint8_t* out = key.bytes.data();
+  auto put = [&](size_t at, size_t len, size_t slot) {
+    std::memcpy(out, packet.data() + at, len);
+    out += slot;
+  };
+  put(family->saddr_offset, family->addr_len, family->addr_len);
+  put(transport_at, 2, NFT_REG32_SIZE);
+  put(family->daddr_offset, family->addr_len, family->addr_len);
+  put(transport_at + 2, 2, NFT_REG32_SIZE);
+  key.len = static_cast<uint8_t>(out - key.bytes.data());
+  return key;
 }
 
 Status append_elements(Batch& batch, const std::string& table, const char* set,

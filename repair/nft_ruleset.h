@@ -4,20 +4,27 @@
 //   table inet <table> {
 //     set flows4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; }
 //     set flows6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; flags timeout; }
-//     chain lock { type filter hook input priority -310; policy accept;
+//     chain lock { type filter hook prerouting priority dstnat + 10; policy accept;
 //       meta mark <mark> accept
-//       ip  saddr . tcp sport . ip  daddr . tcp dport @flows4 drop
-//       ip6 saddr . tcp sport . ip6 daddr . tcp dport @flows6 drop } }
+//       ip  saddr . tcp sport . ip  daddr . tcp dport @flows4 <hold>
+//       ip6 saddr . tcp sport . ip6 daddr . tcp dport @flows6 <hold> } }
+//
+// where <hold> is `drop`, or, given a queue number, the xtables NFQUEUE target
+// (revision 3, no bypass) through nft_compat: this kernel has no nft `queue`
+// expression. A queued packet waits for a verdict (repair/packet_hold.h); with no
+// program bound to the queue the kernel drops it, as `drop` would.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 
 #include "base/result.h"
+#include "repair/flow_lock.h"
 #include "repair/nft_netlink.h"
 
 namespace seamless::repair::nft {
@@ -25,8 +32,11 @@ namespace seamless::repair::nft {
 inline constexpr char kSet4[] = "flows4";
 inline constexpr char kSet6[] = "flows6";
 inline constexpr char kChain[] = "lock";
-// Before conntrack (-200), so a dropped segment never touches its state.
-inline constexpr int32_t kChainPriority = -310;
+// Prerouting, so that a held packet has not been early-demultiplexed yet: on the input
+// hook it would carry a reference to the socket it met first, the one the handoff
+// closes, and meet that one again when released (a RST). After destination NAT
+// (-100), so the tuple is the one our sockets see, as on the input hook.
+inline constexpr int32_t kChainPriority = -90;
 
 // A set element key: saddr . sport . daddr . dport, every field padded to 4 bytes,
 // network byte order; 16 bytes for flows4, 40 for flows6.
@@ -37,10 +47,19 @@ struct Key {
   uint8_t len = 0;
   size_t item = 0;  // the caller's index, named in errors
 };
+// The key of a flow as its peer's packets carry it (peer = source); EINVAL when the
+// two ends' wire families differ. The flows4 key when wire_family is AF_INET.
+Result<Key> key_of(const Flow& flow, size_t item = 0);
+// The key of a received IPv4 or IPv6 packet from its first bytes (IP header and the
+// TCP ports), or nothing for anything else (not TCP, truncated, IPv6 extension
+// headers: packets the lock's rules never match either).
+std::optional<Key> key_of_packet(std::span<const uint8_t> packet);
 
 // Creates what is missing of table, sets and chain, and rewrites the chain's rules.
 // Existing set elements are kept: nothing here touches them.
-Status append_ruleset(Batch& batch, const std::string& table, uint32_t mark);
+// With hold_queue, matching packets go to that NFQUEUE number instead of being dropped.
+Status append_ruleset(Batch& batch, const std::string& table, uint32_t mark,
+                      std::optional<uint16_t> hold_queue);
 
 enum class ElementOp {
   kAdd,     // new elements with a timeout; an element already present fails (EEXIST)

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "repair/packet_hold.h"
 #include "tests/integration/support/netns.h"
 
 namespace seamless::repair {
@@ -248,7 +250,7 @@ TEST_F(FlowLockTest, OpenBuildsTheRulesetThatNftBuilds) {
       "nft -f - <<'EOF'\ntable inet " + reference_ + " {\n" +
       "  set flows4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; }\n"
       "  set flows6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; flags timeout; }\n"
-      "  chain lock { type filter hook input priority -310; policy accept;\n"
+      "  chain lock { type filter hook prerouting priority -90; policy accept;\n"
       "    meta mark 0x5ea1 accept\n"
       "    ip saddr . tcp sport . ip daddr . tcp dport @flows4 drop\n"
       "    ip6 saddr . tcp sport . ip6 daddr . tcp dport @flows6 drop\n  }\n}\nEOF"));
@@ -262,8 +264,8 @@ TEST_F(FlowLockTest, OpenBuildsTheRulesetThatNftBuilds) {
             std::string::npos);
   EXPECT_NE(listing.find("type ipv6_addr . inet_service . ipv6_addr . inet_service"),
             std::string::npos);
-  EXPECT_NE(listing.find("hook input priority raw - 10; policy accept;"),
-            std::string::npos);  // -310
+  EXPECT_NE(listing.find("hook prerouting priority dstnat + 10; policy accept;"),
+            std::string::npos);  // -90
   EXPECT_NE(listing.find("meta mark 0x00005ea1 accept"), std::string::npos);
   EXPECT_EQ(lock.table(), table_);
   EXPECT_EQ(lock.mark(), kFlowLockMark);
@@ -456,7 +458,8 @@ TEST_F(FlowLockTest, FiveThousandFlowsInOneCall) {
 TEST_F(FlowLockTest, SocketIsCloseOnExecUnlessAsked) {
   FlowLock closing = open_lock();
   EXPECT_NE(::fcntl(closing.netlink_fd(), F_GETFD) & FD_CLOEXEC, 0);
-  FlowLock kept = open_lock({.keep_on_exec = true});
+  FlowLock kept =
+      open_lock({.keep_on_exec = true, .ensure_ruleset = true, .hold_queue = std::nullopt});
   EXPECT_EQ(::fcntl(kept.netlink_fd(), F_GETFD) & FD_CLOEXEC, 0);
   const Flow flow{parse("198.18.0.1:4000"), parse("198.18.0.2:80")};
   ASSERT_OK(kept.lock({&flow, 1}, seconds(60)));
@@ -498,6 +501,69 @@ TEST_F(FlowLockTest, WithoutCapNetAdminTheErrorSaysSo) {
   EXPECT_NE(text.find("needs CAP_NET_ADMIN"), std::string::npos) << text;
   EXPECT_NE(text.find("open inet " + table_), std::string::npos) << text;
   EXPECT_NE(testing::sh(hosts_.host.exec("nft list table inet " + table_ + " 2>/dev/null")), 0);
+}
+
+uint32_t retransmissions(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  EXPECT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len), 0);
+  return info.tcpi_total_retrans;
+}
+
+// The hold: a locked flow's packets wait in the kernel and reach the socket as soon
+// as their flow is unlocked, with no retransmission by the peer. Each client sends
+// one small segment: its tail-loss probe would wait 2 RTT + 200 ms, so a segment
+// that was dropped instead could not arrive, unretransmitted, in the 50 ms here.
+TEST_F(FlowLockTest, AHoldingLockQueuesPacketsAndReleasesThemOnUnlock) {
+  Result<PacketHold> hold = [&] {
+    InNetns in(hosts_.host);
+    return PacketHold::open();
+  }();
+  ASSERT_TRUE(hold.ok()) << hold.error().message;
+  FlowLockOptions options;
+  options.hold_queue = hold->queue();
+  FlowLock lock = open_lock(options);
+  lock.release_on_unlock(&*hold, ReleaseOnUnlock::kTheirPackets);
+  EXPECT_NE(nft("list table inet " + table_).find("hook prerouting"), std::string::npos);
+  Connection four = connect_pair(hosts_.host, "198.18.0.2", hosts_.peer, "198.18.0.2");
+  Connection six = connect_pair(hosts_.host, "[2001:db8::2]", hosts_.peer, "[2001:db8::2]");
+  for (Connection* c : {&four, &six}) {
+    send_all(c->client.get(), "warm");
+    ASSERT_EQ(receive(c->server.get(), 4, seconds(5)), "warm");
+  }
+  const Flow flows[] = {inbound_flow(four.server.get()), inbound_flow(six.server.get())};
+  ASSERT_OK(lock.lock(flows, seconds(30)));
+  send_all(four.client.get(), "four");
+  send_all(six.client.get(), "six");
+  EXPECT_FALSE(readable_within(four.server.get(), milliseconds(50))) << "the lock let data in";
+  EXPECT_FALSE(readable_within(six.server.get(), milliseconds(1)));
+
+  ASSERT_OK(lock.unlock({&flows[0], 1}));
+  EXPECT_EQ(receive(four.server.get(), 4, seconds(5)), "four");
+  EXPECT_EQ(retransmissions(four.client.get()), 0u) << "released from the hold, not resent";
+  // Releasing everything while a flow is still locked only queues its packet again.
+  Result<ReleaseCounts> all = hold->release_all();
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_GE(all->released, 1u) << "the IPv6 client's segment was held";
+  EXPECT_FALSE(readable_within(six.server.get(), milliseconds(100))) << "released while locked";
+  ASSERT_OK(lock.unlock({&flows[1], 1}));
+  EXPECT_EQ(receive(six.server.get(), 3, seconds(5)), "six");
+  EXPECT_EQ(count(lock), 0u);
+}
+
+TEST_F(FlowLockTest, EachPacketHoldBindsAQueueOfItsOwn) {
+  InNetns in(hosts_.host);
+  Result<PacketHold> first = PacketHold::open();
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  Result<PacketHold> second = PacketHold::open();
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_NE(first->queue(), second->queue());
+  PacketHoldOptions only_the_first;
+  only_the_first.first_queue = first->queue();
+  only_the_first.queues_to_try = 1;
+  Result<PacketHold> third = PacketHold::open(only_the_first);
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().code, EBUSY) << third.error().message;
 }
 
 }  // namespace

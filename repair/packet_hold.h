@@ -1,0 +1,91 @@
+// PacketHold: the other end of a flow lock that holds packets instead of dropping
+// them (FlowLockOptions::hold_queue). It binds an NFQUEUE number; the kernel queues
+// every packet of a locked flow to it and keeps the packet until a verdict. Once the
+// flow is unlocked and its socket restored, release() gives the verdict NF_REPEAT:
+// the packet runs through the lock's chain again, passes it, and reaches the
+// restored socket. A dropped packet would be sent again only when its sender's
+// retransmission timer or tail-loss probe fires (200 ms and more: the stall the
+// handoff exists to avoid).
+//
+// Why REPEAT and not ACCEPT: a packet whose flow is still locked is simply queued
+// again (with a new id), so a release can never let a packet through to a socket in
+// the middle of its handoff, whoever calls it and whenever.
+//
+// Held ids exist only in the kernel and in this object: an object that goes away
+// (or a process about to exec) with ids it read but did not release strands those
+// packets until the socket closes. release_all() first.
+//
+// The socket is shared by the keeper and its workers (the queue is bound to the
+// socket, not to a process); only the one handing sockets over reads from it. If
+// nobody has it open, the kernel drops the queued packets: the lock then works as a
+// plain drop lock, and the flow lock's timeout still bounds everything.
+//
+// Thread-safe: the restore's threads release their own batches through one hold.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "repair/flow_lock.h"
+
+namespace seamless::repair {
+
+struct PacketHoldOptions {
+  // Queue numbers tried in turn until one is free (queues are per network namespace;
+  // another program, or another instance of ours, may have bound one).
+  uint16_t first_queue = 0x5ea1;
+  uint16_t queues_to_try = 64;
+  // Packets the kernel keeps for us at most; beyond it, they are dropped.
+  uint32_t max_held = 1 << 16;
+  bool keep_on_exec = false;  // as FlowLockOptions::keep_on_exec
+};
+
+struct ReleaseCounts {
+  size_t released = 0;  // verdicts given
+  size_t kept = 0;      // read, of flows not in the call: still held
+};
+
+class PacketHold {
+ public:
+  // Opens a netfilter netlink socket and binds the first free queue. Needs
+  // CAP_NET_ADMIN; fails on a kernel without nfnetlink_queue.
+  static Result<PacketHold> open(PacketHoldOptions options = {});
+  // A bound socket inherited across exec or from the keeper, and its queue number.
+  static Result<PacketHold> adopt(UniqueFd fd, uint16_t queue);
+
+  PacketHold(PacketHold&&) noexcept;
+  PacketHold& operator=(PacketHold&&) noexcept;
+  ~PacketHold();
+
+  // Reads what the kernel has queued since, then releases the packets of `flows`
+  // (read now or kept earlier); others stay held.
+  Result<ReleaseCounts> release(std::span<const Flow> flows);
+  // Reads what is queued and releases every packet.
+  Result<ReleaseCounts> release_all();
+
+  int fd() const { return fd_.get(); }
+  uint16_t queue() const { return queue_; }
+  // "SEAMLESS_PACKET_HOLD=<fd>:<queue>"-style text, and its inverse.
+  std::string describe_for_child() const;
+  static Result<std::pair<int, uint16_t>> parse_child_description(const std::string& text);
+
+ private:
+  struct Held;
+  PacketHold(UniqueFd fd, uint16_t queue);
+  Status read_queued();
+  Status send_verdicts(const std::vector<uint32_t>& ids);
+  Result<ReleaseCounts> release_matching(std::span<const Flow> flows, bool all);
+
+  UniqueFd fd_;
+  uint16_t queue_ = 0;
+  std::vector<Held> held_;
+  std::vector<uint8_t> buffer_;
+  std::unique_ptr<std::mutex> mutex_;
+};
+
+}  // namespace seamless::repair
