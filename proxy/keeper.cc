@@ -92,25 +92,37 @@ Result<KeeperInheritance> inherit_from_environment() {
     ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
     in.flow_lock_socket = UniqueFd(*fd);
   }
+  if (const char* text = std::getenv(repair::kPacketHoldEnvVar)) {
+    Result<std::pair<int, uint16_t>> hold = repair::PacketHold::parse_child_description(text);
+    if (!hold) return hold.error();
+    ::fcntl(hold->first, F_SETFD, FD_CLOEXEC);
+    in.packet_hold_socket = UniqueFd(hold->first);
+    in.packet_hold_queue = hold->second;
+  }
   for (const char* name :
        {"SEAMLESS_HANDOFF", "SEAMLESS_EXEC_STARTED_NS", "SEAMLESS_LISTEN_FDS", "SEAMLESS_SUCCESSOR",
-        "SEAMLESS_UPGRADE_STARTED_NS", "SEAMLESS_FLOW_LOCK_FD"}) {
+        "SEAMLESS_UPGRADE_STARTED_NS", "SEAMLESS_FLOW_LOCK_FD", repair::kPacketHoldEnvVar}) {
     ::unsetenv(name);
   }
   return in;
 }
 
 Keeper::Keeper(config::Config config, std::string config_path, Logger log,
-               metrics::MetricsSegment segment, repair::FlowLock lock,
-               KeeperInheritance inherited, KeeperOptions options)
+               metrics::MetricsSegment segment, std::optional<repair::PacketHold> hold,
+               repair::FlowLock lock, KeeperInheritance inherited, KeeperOptions options)
     : config_(std::move(config)),
       config_path_(std::move(config_path)),
       log_(std::move(log)),
       segment_(std::move(segment)),
       metrics_(segment_),
+      hold_(std::move(hold)),
       lock_(std::move(lock)),
       inherited_(std::move(inherited)),
-      options_(options) {}
+      options_(options) {
+  // Whatever the keeper unlocks (a failed handoff, a dead restoring worker, a trim),
+  // nothing of its own stays locked: release every held packet.
+  if (hold_) lock_.release_on_unlock(&*hold_, repair::ReleaseOnUnlock::kAllPackets);
+}
 
 Keeper::~Keeper() {
   listeners_.clear();  // their handles close in the uv_run below
@@ -269,7 +281,10 @@ void Keeper::start_next_action() {
 }
 
 std::vector<std::string> Keeper::worker_config_env() const {
-  return {std::string(metrics::kFdEnvVar) + "=" + std::to_string(segment_.fd())};
+  std::vector<std::string> env = {std::string(metrics::kFdEnvVar) + "=" +
+                                  std::to_string(segment_.fd())};
+  if (hold_) env.push_back(std::string(repair::kPacketHoldEnvVar) + "=" + hold_->describe_for_child());
+  return env;
 }
 
 Result<std::unique_ptr<Keeper::WorkerChild>> Keeper::launch_worker(int exe_fd,
@@ -284,6 +299,7 @@ Result<std::unique_ptr<Keeper::WorkerChild>> Keeper::launch_worker(int exe_fd,
                std::to_string(channel->second.fd()), "--config-fd",
                std::to_string(config_fd->get()), "--config-name", config_path_};
   spec.inherit_fds = {channel->second.fd(), config_fd->get(), segment_.fd()};
+  if (hold_) spec.inherit_fds.push_back(hold_->fd());
   spec.extra_env = worker_config_env();
   Result<ChildProcess> child = spawn_child(spec);
   if (!child) return child.error();

@@ -48,6 +48,7 @@
 #include "proxy/logging.h"
 #include "proxy/uv_handle.h"
 #include "repair/flow_lock.h"
+#include "repair/packet_hold.h"
 #include "repair/sys.h"
 
 namespace seamless::proxy {
@@ -69,6 +70,9 @@ struct KeeperInheritance {
   // The flow lock's netfilter socket (SEAMLESS_FLOW_LOCK_FD): the exec does not close
   // it, since closing one waits for the grace period of the last lock transaction.
   UniqueFd flow_lock_socket;
+  // The packet hold's socket and queue (repair::kPacketHoldEnvVar).
+  UniqueFd packet_hold_socket;
+  uint16_t packet_hold_queue = 0;
 };
 
 // The whole of a (config) file.
@@ -87,8 +91,8 @@ struct KeeperOptions {
 class Keeper : public CtlHandler {
  public:
   Keeper(config::Config config, std::string config_path, Logger log,
-         metrics::MetricsSegment segment, repair::FlowLock lock, KeeperInheritance inherited,
-         KeeperOptions options = {});
+         metrics::MetricsSegment segment, std::optional<repair::PacketHold> hold,
+         repair::FlowLock lock, KeeperInheritance inherited, KeeperOptions options = {});
   ~Keeper();
   Keeper(const Keeper&) = delete;
   Keeper& operator=(const Keeper&) = delete;
@@ -204,6 +208,9 @@ class Keeper : public CtlHandler {
   Logger log_;
   metrics::MetricsSegment segment_;
   metrics::Metrics metrics_;
+  // When set, lock_ queues locked flows' packets to it instead of dropping them, and
+  // every unlock of ours releases them all; the workers get the same socket.
+  std::optional<repair::PacketHold> hold_;
   repair::FlowLock lock_;
   KeeperInheritance inherited_;
   KeeperOptions options_;

@@ -485,6 +485,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   }
   (void)segment_.set_inherit_on_exec(true);
   ::fcntl(lock_.netlink_fd(), F_SETFD, 0);
+  if (hold_) ::fcntl(hold_->fd(), F_SETFD, 0);
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   std::vector<std::string> env = {
@@ -500,6 +501,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
       std::string(metrics::kFdEnvVar) + "=" + std::to_string(segment_.fd()),
       "SEAMLESS_FLOW_LOCK_FD=" + std::to_string(lock_.netlink_fd()),
   };
+  if (hold_) env.push_back(std::string(repair::kPacketHoldEnvVar) + "=" + hold_->describe_for_child());
   if (successor_) {
     ::fcntl(successor_->pidfd.get(), F_SETFD, 0);
     ::fcntl(successor_->channel.fd(), F_SETFD, 0);
@@ -539,6 +541,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   for (const auto& [service, listener] : listeners_) ::fcntl(listener->fd(), F_SETFD, FD_CLOEXEC);
   (void)segment_.set_inherit_on_exec(false);
   ::fcntl(lock_.netlink_fd(), F_SETFD, FD_CLOEXEC);
+  if (hold_) ::fcntl(hold_->fd(), F_SETFD, FD_CLOEXEC);
   std::vector<repair::Flow> flows;
   repair::Sys sys;
   for (const repair::LivePair& p : pairs_.live_pairs()) {

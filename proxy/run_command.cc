@@ -15,6 +15,7 @@
 #include "proxy/logging.h"
 #include "proxy/preconditions.h"
 #include "repair/flow_lock.h"
+#include "repair/packet_hold.h"
 #include "repair/handoff_file.h"
 
 namespace seamless::proxy {
@@ -61,6 +62,26 @@ std::string own_binary_path() {
   return n > 0 ? std::string(path, size_t(n)) : std::string();
 }
 
+// The flow lock's packet hold: inherited across the exec with the lock's rules that
+// name its queue, or a new one. Without one (no nfnetlink_queue) the lock drops
+// packets, as before: slower handoffs (peers resend on their own timers), no loss.
+std::optional<repair::PacketHold> open_packet_hold(KeeperInheritance& inherited,
+                                                   const Logger& log) {
+  if (inherited.packet_hold_socket) {
+    Result<repair::PacketHold> hold = repair::PacketHold::adopt(
+        std::move(inherited.packet_hold_socket), inherited.packet_hold_queue);
+    if (hold) return std::move(*hold);
+    log->warn("{}", hold.error().message);
+    return std::nullopt;
+  }
+  if (inherited.after_exec) return std::nullopt;  // the rules in place drop, keep it so
+  Result<repair::PacketHold> hold = repair::PacketHold::open();
+  if (hold) return std::move(*hold);
+  log->warn("the flow lock drops packets during handoffs (it cannot queue them: {})",
+            hold.error().message);
+  return std::nullopt;
+}
+
 }  // namespace
 
 int run_command(const std::string& config_path) {
@@ -87,13 +108,22 @@ int run_command(const std::string& config_path) {
     log->error("metrics: {}", segment.error().message);
     return kExitRuntimeError;
   }
+  std::optional<repair::PacketHold> hold = open_packet_hold(*inherited, log);
   // After an exec the table holds the locked flows of this very handoff.
   repair::FlowLockOptions lock_options;
   lock_options.ensure_ruleset = !inherited->after_exec;
+  if (hold) lock_options.hold_queue = hold->queue();
   Result<repair::FlowLock> lock =
       inherited->flow_lock_socket ? repair::FlowLock::adopt(std::move(inherited->flow_lock_socket),
                                                             config->handoff.nft_table, lock_options)
                                   : repair::FlowLock::open(config->handoff.nft_table, lock_options);
+  if (!lock && hold && lock_options.ensure_ruleset) {
+    log->warn("the flow lock drops packets during handoffs (it cannot queue them: {})",
+              lock.error().message);
+    hold.reset();
+    lock_options.hold_queue.reset();
+    lock = repair::FlowLock::open(config->handoff.nft_table, lock_options);
+  }
   if (!lock) {
     log->error("{}", lock.error().message);
     return kExitRuntimeError;
@@ -118,7 +148,7 @@ int run_command(const std::string& config_path) {
                    .count()) /
         1000.0);
   }
-  Keeper keeper(*config, config_path, log, std::move(*segment), std::move(*lock),
+  Keeper keeper(*config, config_path, log, std::move(*segment), std::move(hold), std::move(*lock),
                 std::move(*inherited));
   return keeper.run();
 }

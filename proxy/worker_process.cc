@@ -22,6 +22,7 @@
 #include "repair/byte_accounting.h"
 #include "repair/checkpoint.h"
 #include "repair/flow_lock.h"
+#include "repair/packet_hold.h"
 #include "repair/sys.h"
 
 namespace seamless::proxy {
@@ -103,6 +104,10 @@ struct ControlWatch {
   metrics::Metrics* metrics = nullptr;
   bool adopting = true;  // kAdopt... kAdoptEnd still coming
   std::unordered_set<uint64_t> adopted;
+  // The keeper's packet hold (repair::kPacketHoldEnvVar), if it has one: a restore's
+  // unlocks release what peers sent into the lock. Before restore_locks, which
+  // borrow it.
+  std::optional<repair::PacketHold> hold;
   // One per restore thread, kept open from the restore on: closing a netfilter socket
   // waits for the grace period of its last transaction (2 to 15 ms measured), and the
   // restore's last unlock has just committed while the unlocked peers wait to be served.
@@ -140,9 +145,21 @@ Status open_restore_locks(ControlWatch& watch) {
     Result<repair::FlowLock> lock =
         repair::FlowLock::open(watch.config->handoff.nft_table, made_by_the_keeper);
     if (!lock) return lock.error().context("restore");
+    // Each batch's unlock releases that batch's packets; the rest wait for theirs.
+    if (watch.hold) lock->release_on_unlock(&*watch.hold, repair::ReleaseOnUnlock::kTheirPackets);
     watch.restore_locks.push_back(std::move(*lock));
   }
   return {};
+}
+
+// After the restore every flow it restored is unlocked: what is still held belongs to
+// a pair it could not restore (released: still locked, it is only queued again), or
+// arrived as the last unlock committed.
+void release_leftover_packets(ControlWatch& watch) {
+  if (!watch.hold) return;
+  if (Result<repair::ReleaseCounts> r = watch.hold->release_all(); !r) {
+    watch.log->error("worker: {}", r.error().message);
+  }
 }
 
 // kAdoptEnd: every live pair is in. Its text names the handoff file to restore after
@@ -159,10 +176,12 @@ void finish_start(ControlWatch& watch, const std::string& restore_path) {
             ? restore_handoff_file(watch.restore_locks, restore_path, watch.adopted, *watch.worker,
                                    *watch.link, *watch.channel, *watch.metrics, watch.log)
             : Result<std::string>(opened.error());
-    watch.log->info("worker {}: restore took {} ms", ::getpid(),
+    release_leftover_packets(watch);
+    watch.log->info("worker {}: restore took {} ms, {} held packets released", ::getpid(),
                     std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - restore_started)
-                        .count());
+                        .count(),
+                    watch.hold ? watch.hold->released_total() : 0);
     if (!restored) {
       watch.log->error("worker: {}", restored.error().message);
       watch.link->send(
@@ -216,6 +235,22 @@ void on_control(uv_poll_t* handle, int status, int) {
   }
 }
 
+std::optional<repair::PacketHold> inherited_packet_hold(const Logger& log) {
+  const char* text = std::getenv(repair::kPacketHoldEnvVar);
+  if (text == nullptr) return std::nullopt;
+  Result<std::pair<int, uint16_t>> parsed = repair::PacketHold::parse_child_description(text);
+  if (!parsed) {
+    log->error("worker: {}", parsed.error().message);
+    return std::nullopt;
+  }
+  ::fcntl(parsed->first, F_SETFD, FD_CLOEXEC);
+  Result<repair::PacketHold> hold =
+      repair::PacketHold::adopt(UniqueFd(parsed->first), parsed->second);
+  if (hold) return std::move(*hold);
+  log->error("worker: {}", hold.error().message);
+  return std::nullopt;
+}
+
 Result<metrics::MetricsSegment> inherited_segment() {
   const char* text = std::getenv(metrics::kFdEnvVar);
   if (text == nullptr) return Error::logic("no metrics segment from the keeper");
@@ -262,6 +297,7 @@ int serve(const config::Config& config, ControlChannel& channel,
   watch.log = log;
   watch.config = &config;
   watch.metrics = &metrics;
+  watch.hold = inherited_packet_hold(log);
   if (watch.poll.init(uv_poll_init((*worker)->loop(), watch.poll.get(), channel.fd())) == 0) {
     watch.poll.get()->data = &watch;
     uv_poll_start(watch.poll.get(), UV_READABLE | UV_DISCONNECT, &on_control);

@@ -265,6 +265,7 @@ Result<ReleaseCounts> PacketHold::release_matching(std::span<const Flow> flows, 
   Status sent = send_verdicts(ids);
   if (!sent) return sent.error();
   held_ = std::move(kept);
+  released_total_ += ids.size();
   return ReleaseCounts{ids.size(), held_.size()};
 }
 

@@ -35,6 +35,10 @@
 
 namespace seamless::repair {
 
+// How a keeper hands the hold to the image it execs and to its workers: "<fd>:<queue>"
+// (describe_for_child / parse_child_description).
+inline constexpr char kPacketHoldEnvVar[] = "SEAMLESS_PACKET_HOLD";
+
 struct PacketHoldOptions {
   // Queue numbers tried in turn until one is free (queues are per network namespace;
   // another program, or another instance of ours, may have bound one).
@@ -70,7 +74,9 @@ class PacketHold {
 
   int fd() const { return fd_.get(); }
   uint16_t queue() const { return queue_; }
-  // "SEAMLESS_PACKET_HOLD=<fd>:<queue>"-style text, and its inverse.
+  // Verdicts given since the hold was opened or adopted.
+  size_t released_total() const { return released_total_; }
+  // "<fd>:<queue>" for kPacketHoldEnvVar, and its inverse.
   std::string describe_for_child() const;
   static Result<std::pair<int, uint16_t>> parse_child_description(const std::string& text);
 
@@ -85,6 +91,7 @@ class PacketHold {
   uint16_t queue_ = 0;
   std::vector<Held> held_;
   std::vector<uint8_t> buffer_;
+  size_t released_total_ = 0;
   std::unique_ptr<std::mutex> mutex_;
 };
 
