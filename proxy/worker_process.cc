@@ -177,11 +177,14 @@ void finish_start(ControlWatch& watch, const std::string& restore_path) {
                                    *watch.link, *watch.channel, *watch.metrics, watch.log)
             : Result<std::string>(opened.error());
     release_leftover_packets(watch);
-    watch.log->info("worker {}: restore took {} ms, {} held packets released", ::getpid(),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - restore_started)
-                        .count(),
-                    watch.hold ? watch.hold->released_total() : 0);
+    watch.log->info(
+        "worker {}: restore took {} ms; held packets: {} released, {} retransmissions dropped",
+        ::getpid(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                              restore_started)
+            .count(),
+        watch.hold ? watch.hold->released_total() : 0,
+        watch.hold ? watch.hold->dropped_total() : 0);
     if (!restored) {
       watch.log->error("worker: {}", restored.error().message);
       watch.link->send(
@@ -228,7 +231,10 @@ void on_control(uv_poll_t* handle, int status, int) {
       case MessageType::kAdoptEnd:
         if (watch->adopting) finish_start(*watch, message.text);
         break;
-      case MessageType::kQuiesce: watch->worker->request_quiesce(); break;
+      case MessageType::kQuiesce:
+        // The keeper sends nothing after it; the poll is closed by now.
+        watch->worker->quiesce_now();
+        return;
       case MessageType::kDrain: watch->worker->request_drain(); break;
       default: break;
     }

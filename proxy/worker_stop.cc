@@ -8,6 +8,11 @@ namespace seamless::proxy {
 void Worker::request_drain() { request(Request::kDrain); }
 void Worker::request_quiesce() { request(Request::kQuiesce); }
 
+void Worker::quiesce_now() {
+  requested_.store(static_cast<int>(Request::kQuiesce));
+  quiesce();
+}
+
 void Worker::request(Request r) {
   // Quiesce wins over drain: it must never be downgraded by a later drain request.
   int current = requested_.load();

@@ -333,37 +333,6 @@ Result<Key> key_of(const Flow& flow, size_t item) {
   return key;
 }
 
-std::optional<Key> key_of_packet(std::span<const uint8_t> packet) {
-  if (packet.empty()) return std::nullopt;
-  const FamilySpec* family = nullptr;
-  size_t transport_at = 0;
-  const uint8_t version = packet[0] >> 4;
-  if (version == 4 && packet.size() >= 20) {
-    family = &kFamilies[0];
-    transport_at = size_t{packet[0] & 0x0fu} * 4;
-    if (packet[9] != IPPROTO_TCP) return std::nullopt;
-  } else if (version == 6 && packet.size() >= 40) {
-    family = &kFamilies[1];
-    transport_at = 40;
-    if (packet[6] != IPPROTO_TCP) return std::nullopt;
-  } else {
-    return std::nullopt;
-  }
-  if (transport_at < 20 || packet.size() < transport_at + 4) return std::nullopt;
-  Key key;
-  uint8_t* out = key.bytes.data();
-  auto put = [&](size_t at, size_t len, size_t slot) {
-    std::memcpy(out, packet.data() + at, len);
-    out += slot;
-  };
-  put(family->saddr_offset, family->addr_len, family->addr_len);
-  put(transport_at, 2, NFT_REG32_SIZE);
-  put(family->daddr_offset, family->addr_len, family->addr_len);
-  put(transport_at + 2, 2, NFT_REG32_SIZE);
-  key.len = static_cast<uint8_t>(out - key.bytes.data());
-  return key;
-}
-
 Status append_elements(Batch& batch, const std::string& table, const char* set,
                        std::span<const Key> keys, ElementOp op, std::chrono::milliseconds timeout) {
   // The list header (table, set name) comes from an element-less nftnl_set; the

@@ -50,10 +50,6 @@ struct Key {
 // The key of a flow as its peer's packets carry it (peer = source); EINVAL when the
 // two ends' wire families differ. The flows4 key when wire_family is AF_INET.
 Result<Key> key_of(const Flow& flow, size_t item = 0);
-// The key of a received IPv4 or IPv6 packet from its first bytes (IP header and the
-// TCP ports), or nothing for anything else (not TCP, truncated, IPv6 extension
-// headers: packets the lock's rules never match either).
-std::optional<Key> key_of_packet(std::span<const uint8_t> packet);
 
 // Creates what is missing of table, sets and chain, and rewrites the chain's rules.
 // Existing set elements are kept: nothing here touches them.

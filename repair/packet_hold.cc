@@ -15,11 +15,13 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <optional>
 #include <string>
-#include <unordered_set>
+#include <tuple>
 #include <utility>
 
 #include "repair/nft_ruleset.h"
@@ -28,10 +30,62 @@ namespace seamless::repair {
 
 namespace {
 
+// What tells a peer's retransmission from a new segment: the same sequence range,
+// acknowledging the same, with the same flags.
+struct SegmentId {
+  uint32_t seq = 0;
+  uint32_t ack = 0;
+  uint32_t payload = 0;
+  uint8_t flags = 0;
+  bool operator==(const SegmentId&) const = default;
+};
+
 struct QueuedPacket {
   uint32_t id = 0;
-  std::optional<nft::Key> key;  // none: not a TCP packet we can name, released at once
+  // None: not a TCP packet we can name (not TCP, truncated, IPv6 extension headers:
+  // packets the lock's rules never match either); released at once.
+  std::optional<nft::Key> key;
+  SegmentId segment;
 };
+
+// The flow key (laid out as nft::key_of lays out a Flow's: saddr, sport, daddr, dport,
+// each port in a 4-byte slot) and the segment of a received packet's first bytes.
+bool parse_headers(std::span<const uint8_t> packet, QueuedPacket* out) {
+  if (packet.empty()) return false;
+  size_t addr_len = 0, saddr_at = 0, daddr_at = 0, transport_at = 0, ip_end = 0;
+  if (const uint8_t version = packet[0] >> 4; version == 4 && packet.size() >= 20) {
+    if (packet[9] != IPPROTO_TCP) return false;
+    addr_len = 4, saddr_at = 12, daddr_at = 16;
+    transport_at = size_t{packet[0] & 0x0fu} * 4;
+    ip_end = size_t{packet[2]} << 8 | packet[3];
+  } else if (version == 6 && packet.size() >= 40) {
+    if (packet[6] != IPPROTO_TCP) return false;
+    addr_len = 16, saddr_at = 8, daddr_at = 24, transport_at = 40;
+    ip_end = 40 + (size_t{packet[4]} << 8 | packet[5]);
+  } else {
+    return false;
+  }
+  if (transport_at < 20 || packet.size() < transport_at + 14) return false;
+  const uint8_t* tcp = packet.data() + transport_at;
+  nft::Key key;
+  uint8_t* at = key.bytes.data();
+  for (auto [from, len, slot] : {std::tuple{packet.data() + saddr_at, addr_len, addr_len},
+                                 std::tuple{tcp, size_t{2}, size_t{4}},
+                                 std::tuple{packet.data() + daddr_at, addr_len, addr_len},
+                                 std::tuple{tcp + 2, size_t{2}, size_t{4}}}) {
+    std::memcpy(at, from, len);
+    at += slot;
+  }
+  key.len = static_cast<uint8_t>(at - key.bytes.data());
+  out->key = key;
+  auto u32 = [](const uint8_t* p) {
+    return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+  };
+  const size_t headers = transport_at + size_t{tcp[12]} / 16 * 4;
+  out->segment = {u32(tcp + 4), u32(tcp + 8),
+                  static_cast<uint32_t>(ip_end > headers ? ip_end - headers : 0), tcp[13]};
+  return true;
+}
 
 // A key's bytes, to look held packets up by flow.
 std::string key_text(const nft::Key& key) {
@@ -49,6 +103,7 @@ constexpr uint32_t kCopyBytes = 96;
 constexpr int kReceiveBufferBytes = 32 << 20;
 constexpr size_t kReadBufferBytes = size_t{256} * 1024;
 constexpr int kAckTimeoutMs = 5000;
+constexpr uint8_t kTcpFin = 0x01;
 
 nlmsghdr* start_message(uint8_t* buffer, uint16_t type, uint16_t flags, uint16_t queue) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buffer);
@@ -147,12 +202,13 @@ std::optional<QueuedPacket> parse_packet(const nlmsghdr* nlh) {
     }
   }
   if (header == nullptr) return std::nullopt;
-  return QueuedPacket{ntohl(header->packet_id), nft::key_of_packet(payload)};
+  QueuedPacket packet;
+  packet.id = ntohl(header->packet_id);
+  if (!parse_headers(payload, &packet)) packet.key.reset();
+  return packet;
 }
 
 }  // namespace
-
-struct PacketHold::Held : QueuedPacket {};
 
 PacketHold::PacketHold(UniqueFd fd, uint16_t queue)
     : fd_(std::move(fd)),
@@ -219,12 +275,29 @@ Status PacketHold::read_queued() {
     // NLMSG_ERROR replies (a verdict for a packet that is gone) tell us nothing to do.
     for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer_.data()); mnl_nlmsg_ok(nlh, left);
          nlh = mnl_nlmsg_next(nlh, &left)) {
-      if (std::optional<QueuedPacket> packet = parse_packet(nlh)) held_.push_back({*packet});
+      std::optional<QueuedPacket> packet = parse_packet(nlh);
+      if (!packet) continue;
+      if (!packet->key) {
+        unnamed_.push_back(packet->id);
+        continue;
+      }
+      const SegmentId& s = packet->segment;
+      std::vector<Held>& flow = held_by_flow_[key_text(*packet->key)];
+      const bool carries_data = s.payload > 0 || (s.flags & kTcpFin) != 0;
+      // Pure ACKs are never dropped: an identical one can still mean something
+      // (duplicate ACKs are how a sender learns of a loss).
+      auto same = [&](const Held& h) { return SegmentId{h.seq, h.ack, h.payload, h.flags} == s; };
+      if (carries_data && std::any_of(flow.begin(), flow.end(), same)) {
+        duplicates_.push_back(packet->id);
+        continue;
+      }
+      flow.push_back({packet->id, s.seq, s.ack, s.payload, s.flags});
+      ++held_count_;
     }
   }
 }
 
-Status PacketHold::send_verdicts(const std::vector<uint32_t>& ids) {
+Status PacketHold::send_verdicts(const std::vector<uint32_t>& ids, uint32_t verdict_code) {
   constexpr size_t kMessageBytes = NLMSG_ALIGN(sizeof(nlmsghdr)) + NLMSG_ALIGN(sizeof(nfgenmsg)) +
                                    NLA_ALIGN(NLA_HDRLEN + sizeof(nfqnl_msg_verdict_hdr));
   std::vector<uint8_t> out(size_t{64} * 1024);
@@ -238,8 +311,7 @@ Status PacketHold::send_verdicts(const std::vector<uint32_t>& ids) {
       if (i == ids.size()) break;
     }
     nlmsghdr* nlh = start_message(out.data() + used, kVerdictType, 0, queue_);
-    // Not NF_ACCEPT: the lock's chain decides again (see the header).
-    const nfqnl_msg_verdict_hdr verdict{htonl(NF_REPEAT), htonl(ids[i])};
+    const nfqnl_msg_verdict_hdr verdict{htonl(verdict_code), htonl(ids[i])};
     mnl_attr_put(nlh, NFQA_VERDICT_HDR, sizeof(verdict), &verdict);
     used += NLMSG_ALIGN(nlh->nlmsg_len);
   }
@@ -249,24 +321,33 @@ Status PacketHold::send_verdicts(const std::vector<uint32_t>& ids) {
 Result<ReleaseCounts> PacketHold::release_matching(std::span<const Flow> flows, bool all) {
   std::lock_guard guard(*mutex_);
   if (Status s = read_queued(); !s) return s.error();
-  std::unordered_set<std::string> wanted;
-  for (const Flow& flow : flows) {
-    if (Result<nft::Key> key = nft::key_of(flow)) wanted.insert(key_text(*key));
-  }
-  std::vector<uint32_t> ids;
-  std::vector<Held> kept;
-  for (const Held& held : held_) {
-    if (all || !held.key || wanted.contains(key_text(*held.key))) {
-      ids.push_back(held.id);
-    } else {
-      kept.push_back(held);
+  std::vector<uint32_t> ids = std::move(unnamed_);
+  unnamed_.clear();
+  auto take = [&](decltype(held_by_flow_)::iterator it) {
+    for (const Held& held : it->second) ids.push_back(held.id);
+    held_count_ -= it->second.size();
+    return held_by_flow_.erase(it);
+  };
+  if (all) {
+    for (auto it = held_by_flow_.begin(); it != held_by_flow_.end();) it = take(it);
+  } else {
+    for (const Flow& flow : flows) {
+      Result<nft::Key> key = nft::key_of(flow);
+      if (!key) continue;
+      if (auto it = held_by_flow_.find(key_text(*key)); it != held_by_flow_.end()) take(it);
     }
   }
-  Status sent = send_verdicts(ids);
-  if (!sent) return sent.error();
-  held_ = std::move(kept);
+  // Not NF_ACCEPT: the lock's chain decides again (see the header).
+  if (Status sent = send_verdicts(ids, NF_REPEAT); !sent) {
+    unnamed_ = std::move(ids);  // whatever their flow: the next call releases them
+    return sent.error();
+  }
   released_total_ += ids.size();
-  return ReleaseCounts{ids.size(), held_.size()};
+  const size_t dropped = duplicates_.size();
+  if (Status sent = send_verdicts(duplicates_, NF_DROP); !sent) return sent.error();
+  duplicates_.clear();
+  dropped_total_ += dropped;
+  return ReleaseCounts{ids.size(), dropped, held_count_};
 }
 
 Result<ReleaseCounts> PacketHold::release(std::span<const Flow> flows) {

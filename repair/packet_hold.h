@@ -27,6 +27,8 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
@@ -50,7 +52,8 @@ struct PacketHoldOptions {
 };
 
 struct ReleaseCounts {
-  size_t released = 0;  // verdicts given
+  size_t released = 0;  // packets let through
+  size_t dropped = 0;   // retransmissions of a segment held already
   size_t kept = 0;      // read, of flows not in the call: still held
 };
 
@@ -74,24 +77,39 @@ class PacketHold {
 
   int fd() const { return fd_.get(); }
   uint16_t queue() const { return queue_; }
-  // Verdicts given since the hold was opened or adopted.
+  // Packets let through, and duplicates dropped, since the hold was opened or adopted.
   size_t released_total() const { return released_total_; }
+  size_t dropped_total() const { return dropped_total_; }
   // "<fd>:<queue>" for kPacketHoldEnvVar, and its inverse.
   std::string describe_for_child() const;
   static Result<std::pair<int, uint16_t>> parse_child_description(const std::string& text);
 
  private:
-  struct Held;
   PacketHold(UniqueFd fd, uint16_t queue);
   Status read_queued();
-  Status send_verdicts(const std::vector<uint32_t>& ids);
+  Status send_verdicts(const std::vector<uint32_t>& ids, uint32_t verdict);
   Result<ReleaseCounts> release_matching(std::span<const Flow> flows, bool all);
 
   UniqueFd fd_;
   uint16_t queue_ = 0;
-  std::vector<Held> held_;
+  // The ids read and not yet released, by the key bytes of their flow (nft::Key):
+  // a batch's release looks up its own flows, whatever else is held.
+  // A peer's retransmission of a segment already held is dropped at once: at 5,000
+  // connections a lock of a second or more holds 2 to 3 copies of every segment
+  // (RTO 200, 400, 800 ms), and each copy released costs the restore a pass through
+  // TCP's receive path and a duplicate ACK.
+  struct Held {
+    uint32_t id = 0;
+    uint32_t seq = 0, ack = 0, payload = 0;
+    uint8_t flags = 0;
+  };
+  std::unordered_map<std::string, std::vector<Held>> held_by_flow_;
+  size_t held_count_ = 0;
+  std::vector<uint32_t> unnamed_;     // not TCP over IPv4/IPv6: released on the next call
+  std::vector<uint32_t> duplicates_;  // dropped on the next call
   std::vector<uint8_t> buffer_;
   size_t released_total_ = 0;
+  size_t dropped_total_ = 0;
   std::unique_ptr<std::mutex> mutex_;
 };
 

@@ -551,6 +551,32 @@ TEST_F(FlowLockTest, AHoldingLockQueuesPacketsAndReleasesThemOnUnlock) {
   EXPECT_EQ(count(lock), 0u);
 }
 
+// A lock longer than the client's retransmission timer: its copies of the held
+// segment are dropped, the segment itself is released, and the data arrives once.
+TEST_F(FlowLockTest, AHoldKeepsOneCopyOfARetransmittedSegment) {
+  Result<PacketHold> hold = [&] {
+    InNetns in(hosts_.host);
+    return PacketHold::open();
+  }();
+  ASSERT_TRUE(hold.ok()) << hold.error().message;
+  FlowLockOptions options;
+  options.hold_queue = hold->queue();
+  FlowLock lock = open_lock(options);
+  lock.release_on_unlock(&*hold, ReleaseOnUnlock::kTheirPackets);
+  Connection c = connect_pair(hosts_.host, "198.18.0.2", hosts_.peer, "198.18.0.2");
+  const Flow flow = inbound_flow(c.server.get());
+  ASSERT_OK(lock.lock({&flow, 1}, seconds(30)));
+  send_all(c.client.get(), "once");
+  // Tail-loss probe at ~200 ms, then the RTO: at least one copy within a second.
+  ASSERT_TRUE(wait_until([&] { return retransmissions(c.client.get()) >= 1; }, seconds(3)));
+  ASSERT_OK(lock.unlock({&flow, 1}));
+  EXPECT_EQ(receive(c.server.get(), 4, seconds(5)), "once");
+  EXPECT_GE(hold->released_total(), 1u);
+  EXPECT_GE(hold->dropped_total(), 1u);
+  send_all(c.client.get(), "more");
+  EXPECT_EQ(receive(c.server.get(), 4, seconds(5)), "more") << "the stream goes on";
+}
+
 TEST_F(FlowLockTest, EachPacketHoldBindsAQueueOfItsOwn) {
   InNetns in(hosts_.host);
   Result<PacketHold> first = PacketHold::open();
