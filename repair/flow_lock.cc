@@ -73,6 +73,7 @@ struct Steps {
   bool ensure = false;                       // add without timeout if absent
   bool remove = false;                       // delete
   std::chrono::milliseconds add_timeout{0};  // > 0: add with this timeout
+  std::optional<bool> holding;               // switch the holding set on or off
 };
 
 Status run_steps(nft::Socket& socket, const std::string& table, std::span<const Flow> flows,
@@ -92,6 +93,9 @@ Status run_steps(nft::Socket& socket, const std::string& table, std::span<const 
       s = nft::append_elements(batch, table, set, *list, ElementOp::kAdd, steps.add_timeout);
     }
     if (!s) return s;
+  }
+  if (steps.holding) {
+    if (Status s = nft::append_holding_switch(batch, table, *steps.holding); !s) return s;
   }
   batch.seal();
   const nft::Reporter reporter{[&](size_t i) { return "flow " + to_string(flows[i]); }, advice};
@@ -134,6 +138,7 @@ Result<FlowLock> FlowLock::start(std::string table, FlowLockOptions options,
   FlowLock lock(std::move(table), options.mark,
                 std::make_unique<nft::Socket>(std::move(socket).value()));
   lock.hold_queue_ = options.hold_queue;
+  lock.hold_up_to_flows_ = options.hold_up_to_flows;
   if (options.ensure_ruleset) {
     if (Status s = lock.ensure_ruleset(); !s) return s.error();
   }
@@ -151,12 +156,16 @@ Status FlowLock::ensure_ruleset() {
 
 Status FlowLock::lock(std::span<const Flow> flows, std::chrono::milliseconds timeout) {
   if (Status s = check_timeout(timeout); !s) return failure("lock", s.error());
-  Status s = run_steps(*socket_, table_, flows, {.add_timeout = timeout});
+  Steps steps;
+  steps.add_timeout = timeout;
+  if (hold_queue_) steps.holding = flows.size() <= hold_up_to_flows_;
+  Status s = run_steps(*socket_, table_, flows, steps);
   return s ? s : failure("lock", s.error());
 }
 
 Status FlowLock::unlock(std::span<const Flow> flows) {
-  Status s = run_steps(*socket_, table_, flows, {.ensure = true, .remove = true});
+  Status s = run_steps(*socket_, table_, flows,
+                       {.ensure = true, .remove = true, .add_timeout = {}, .holding = {}});
   if (!s) return failure("unlock", s.error());
   return release_held(flows);
 }
@@ -176,8 +185,8 @@ Status FlowLock::release_held(std::span<const Flow> flows) {
 
 Status FlowLock::refresh(std::span<const Flow> flows, std::chrono::milliseconds timeout) {
   if (Status s = check_timeout(timeout); !s) return failure("refresh", s.error());
-  Status s =
-      run_steps(*socket_, table_, flows, {.ensure = true, .remove = true, .add_timeout = timeout});
+  Status s = run_steps(*socket_, table_, flows,
+                       {.ensure = true, .remove = true, .add_timeout = timeout, .holding = {}});
   return s ? s : failure("refresh", s.error());
 }
 

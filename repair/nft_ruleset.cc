@@ -22,6 +22,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <vector>
 
 namespace seamless::repair::nft {
 namespace {
@@ -95,25 +96,41 @@ Status append_table(Batch& batch, const std::string& table) {
   return {};
 }
 
-Status append_set(Batch& batch, const std::string& table, const FamilySpec& family) {
+struct SetSpec {
+  const char* name;
+  uint32_t set_id;  // names the set inside the batch that creates it
+  uint32_t key_type;
+  uint32_t key_len;
+  uint32_t flags;
+};
+
+Status append_set(Batch& batch, const std::string& table, const SetSpec& spec) {
   SetPtr s(nftnl_set_alloc());
   if (!s || nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str()) < 0 ||
-      nftnl_set_set_str(s.get(), NFTNL_SET_NAME, family.set) < 0) {
+      nftnl_set_set_str(s.get(), NFTNL_SET_NAME, spec.name) < 0) {
     return out_of_memory("set");
   }
   nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
-  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, family.key_type);
-  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, family.key_len);
-  nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, NFT_SET_TIMEOUT);
-  nftnl_set_set_u32(s.get(), NFTNL_SET_ID, family.set_id);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, spec.key_type);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, spec.key_len);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, spec.flags);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_ID, spec.set_id);
   // Without NLM_F_EXCL the kernel accepts an identical existing set, elements and
   // all, and refuses (EEXIST) one whose type or flags differ.
   nftnl_set_nlmsg_build_payload(
-      batch.open(NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE, std::string("add set ") + family.set),
+      batch.open(NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE, std::string("add set ") + spec.name),
       s.get());
   batch.close();
   return {};
 }
+
+SetSpec flow_set(const FamilySpec& family) {
+  return {family.set, family.set_id, family.key_type, family.key_len, NFT_SET_TIMEOUT};
+}
+
+// One element, tcp, or none: whether the lock holds packets or drops them.
+constexpr uint32_t kTypeInetProto = 12;
+constexpr SetSpec kHolding{kHoldingSet, 3, kTypeInetProto, 1, 0};
 
 Status append_chain(Batch& batch, const std::string& table) {
   ChainPtr c(nftnl_chain_alloc());
@@ -231,8 +248,9 @@ Status add_queue_target(nftnl_rule* rule, uint16_t queue) {
   });
 }
 
-// <ip|ip6> saddr . tcp sport . <ip|ip6> daddr . tcp dport @<set> <drop|queue>
-Status build_hold_rule(nftnl_rule* rule, const FamilySpec& f, std::optional<uint16_t> queue) {
+// <ip|ip6> saddr . tcp sport . <ip|ip6> daddr . tcp dport @<set>, then with a queue
+// `meta l4proto @holding queue`, else `drop`.
+Status build_lock_rule(nftnl_rule* rule, const FamilySpec& f, std::optional<uint16_t> queue) {
   const uint8_t tcp = IPPROTO_TCP;
   const uint32_t sport_at = f.addr_len;  // where each field lands in the key
   const uint32_t daddr_at = sport_at + NFT_REG32_SIZE;
@@ -253,6 +271,8 @@ Status build_hold_rule(nftnl_rule* rule, const FamilySpec& f, std::optional<uint
       },
       [&] { return add_payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, register_at(dport_at)); },
       [&] { return add_lookup(rule, f.set); },
+      [&] { return queue ? add_meta(rule, NFT_META_L4PROTO) : Status{}; },
+      [&] { return queue ? add_lookup(rule, kHoldingSet) : Status{}; },
       [&] { return queue ? add_queue_target(rule, *queue) : add_verdict(rule, NF_DROP); },
   });
 }
@@ -272,27 +292,47 @@ Status append_rule(Batch& batch, const std::string& table, const std::string& wh
 
 Status append_ruleset(Batch& batch, const std::string& table, uint32_t mark,
                       std::optional<uint16_t> hold_queue) {
-  return all_of({
+  std::vector<std::function<Status()>> steps = {
       [&] { return append_table(batch, table); },
-      [&] { return append_set(batch, table, kFamilies[0]); },
-      [&] { return append_set(batch, table, kFamilies[1]); },
+      [&] { return append_set(batch, table, flow_set(kFamilies[0])); },
+      [&] { return append_set(batch, table, flow_set(kFamilies[1])); },
+      [&] { return hold_queue ? append_set(batch, table, kHolding) : Status{}; },
       [&] { return append_chain(batch, table); },
       [&] { return append_flush_chain(batch, table); },
       [&] {
         return append_rule(batch, table, "add mark rule",
                            [&](nftnl_rule* r) { return build_mark_rule(r, mark); });
       },
-      [&] {
-        return append_rule(batch, table, "add flows4 rule", [&](nftnl_rule* r) {
-          return build_hold_rule(r, kFamilies[0], hold_queue);
-        });
-      },
-      [&] {
-        return append_rule(batch, table, "add flows6 rule", [&](nftnl_rule* r) {
-          return build_hold_rule(r, kFamilies[1], hold_queue);
-        });
-      },
-  });
+  };
+  for (const FamilySpec& family : kFamilies) {
+    if (hold_queue) {
+      steps.emplace_back([&] {
+        return append_rule(batch, table, std::string("add ") + family.set + " hold rule",
+                           [&](nftnl_rule* r) { return build_lock_rule(r, family, hold_queue); });
+      });
+    }
+    steps.emplace_back([&] {
+      return append_rule(batch, table, std::string("add ") + family.set + " rule",
+                         [&](nftnl_rule* r) { return build_lock_rule(r, family, std::nullopt); });
+    });
+  }
+  for (const auto& step : steps) {
+    if (Status s = step(); !s) return s;
+  }
+  return {};
+}
+
+Status append_holding_switch(Batch& batch, const std::string& table, bool hold) {
+  Key tcp;
+  tcp.bytes[0] = IPPROTO_TCP;
+  tcp.len = 1;
+  // As unlock does it: make sure it is there, then delete it, which works whether or
+  // not it was there.
+  if (Status s = append_elements(batch, table, kHoldingSet, {&tcp, 1}, ElementOp::kEnsure); !s) {
+    return s;
+  }
+  if (hold) return {};
+  return append_elements(batch, table, kHoldingSet, {&tcp, 1}, ElementOp::kDelete);
 }
 
 namespace {

@@ -6,13 +6,16 @@
 //     set flows6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; flags timeout; }
 //     chain lock { type filter hook prerouting priority dstnat + 10; policy accept;
 //       meta mark <mark> accept
-//       ip  saddr . tcp sport . ip  daddr . tcp dport @flows4 <hold>
-//       ip6 saddr . tcp sport . ip6 daddr . tcp dport @flows6 <hold> } }
+//       ip  saddr . tcp sport . ip  daddr . tcp dport @flows4 drop
+//       ip6 saddr . tcp sport . ip6 daddr . tcp dport @flows6 drop } }
 //
-// where <hold> is `drop`, or, given a queue number, the xtables NFQUEUE target
-// (revision 3, no bypass) through nft_compat: this kernel has no nft `queue`
-// expression. A queued packet waits for a verdict (repair/packet_hold.h); with no
-// program bound to the queue the kernel drops it, as `drop` would.
+// Given a queue number, also `set holding { type inet_proto; }` and, before each drop
+// rule, the same match followed by `meta l4proto @holding` and the xtables NFQUEUE
+// target (revision 3, no bypass) through nft_compat: this kernel has no nft `queue`
+// expression. While `holding` holds tcp, locked flows' packets are queued and wait
+// for a verdict (repair/packet_hold.h; with no program bound to the queue the kernel
+// drops them); otherwise they are dropped. One element switches all flows, in the
+// lock's own transaction.
 #pragma once
 
 #include <array>
@@ -32,6 +35,7 @@ namespace seamless::repair::nft {
 inline constexpr char kSet4[] = "flows4";
 inline constexpr char kSet6[] = "flows6";
 inline constexpr char kChain[] = "lock";
+inline constexpr char kHoldingSet[] = "holding";
 // Prerouting, so that a held packet has not been early-demultiplexed yet: on the input
 // hook it would carry a reference to the socket it met first, the one the handoff
 // closes, and meet that one again when released (a RST). After destination NAT
@@ -68,6 +72,9 @@ Status append_elements(Batch& batch, const std::string& table, const char* set,
                        std::chrono::milliseconds timeout = {});
 
 Status append_delete_table(Batch& batch, const std::string& table);
+
+// Puts tcp into the holding set (present: left as is), or takes it out (absent: fine).
+Status append_holding_switch(Batch& batch, const std::string& table, bool hold);
 
 // Number of live (not expired) elements of a set, by a dump.
 Result<size_t> count_elements(Socket& socket, const std::string& table, const char* set);

@@ -577,6 +577,38 @@ TEST_F(FlowLockTest, AHoldKeepsOneCopyOfARetransmittedSegment) {
   EXPECT_EQ(receive(c.server.get(), 4, seconds(5)), "more") << "the stream goes on";
 }
 
+// Above hold_up_to_flows a lock drops (the peer resends); the next small lock holds
+// again: the switch travels with each lock.
+TEST_F(FlowLockTest, ALockOfManyFlowsDropsInsteadOfHolding) {
+  Result<PacketHold> hold = [&] {
+    InNetns in(hosts_.host);
+    return PacketHold::open();
+  }();
+  ASSERT_TRUE(hold.ok()) << hold.error().message;
+  FlowLockOptions options;
+  options.hold_queue = hold->queue();
+  options.hold_up_to_flows = 1;
+  FlowLock lock = open_lock(options);
+  lock.release_on_unlock(&*hold, ReleaseOnUnlock::kTheirPackets);
+  Connection c = connect_pair(hosts_.host, "198.18.0.2", hosts_.peer, "198.18.0.2");
+  const Flow flows[] = {inbound_flow(c.server.get()),
+                        {parse("198.18.0.1:4000"), parse("198.18.0.2:80")}};
+  ASSERT_OK(lock.lock(flows, seconds(30)));
+  send_all(c.client.get(), "dropped");
+  EXPECT_FALSE(readable_within(c.server.get(), milliseconds(100)));
+  ASSERT_OK(lock.unlock(flows));
+  EXPECT_EQ(receive(c.server.get(), 7, seconds(5)), "dropped");
+  EXPECT_GE(retransmissions(c.client.get()), 1u) << "it came again from the client";
+  EXPECT_EQ(hold->released_total() + hold->dropped_total(), 0u) << "nothing was queued";
+
+  ASSERT_OK(lock.lock({&flows[0], 1}, seconds(30)));
+  send_all(c.client.get(), "held");
+  EXPECT_FALSE(readable_within(c.server.get(), milliseconds(50)));
+  ASSERT_OK(lock.unlock({&flows[0], 1}));
+  EXPECT_EQ(receive(c.server.get(), 4, seconds(5)), "held");
+  EXPECT_GE(hold->released_total(), 1u);
+}
+
 TEST_F(FlowLockTest, EachPacketHoldBindsAQueueOfItsOwn) {
   InNetns in(hosts_.host);
   Result<PacketHold> first = PacketHold::open();
