@@ -378,6 +378,8 @@ Result<std::string> Keeper::checkpoint(metrics::HandoffResult* failed) {
                                           std::chrono::system_clock::now().time_since_epoch())
                                           .count();
   options.before_verify = corrupt_handoff_file_hook(log_);
+  repair::Sys helper_sys;  // the second core dumps every other pair
+  options.helper_sys = &helper_sys;
   const auto started = Clock::now();
   repair::CheckpointStep step = repair::CheckpointStep::kDump;
   Result<repair::CheckpointResult> result =

@@ -5,8 +5,11 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "repair/byte_accounting.h"
 #include "repair/socket_image.h"
@@ -85,37 +88,79 @@ class RepairUndo {
   std::vector<int> fds_;
 };
 
-// Dumps every pair and streams its record into `writer`; on failure `*step` says
-// whether reading a socket or writing the file failed.
-Status dump_pairs(Sys& sys, std::span<const LivePair> pairs, HandoffWriter& writer,
+// One pair's record with both legs dumped (a closed leg leaves its unread bytes
+// instead). The fds it put into repair mode go to `in_repair`, the queued bytes to
+// `*queued`.
+Status dump_pair(Sys& sys, const LivePair& p, PairRecord& record, std::vector<int>& in_repair,
+                 uint64_t* queued) {
+  record = p.record;
+  auto dump_leg = [&](int fd, std::optional<SocketImage>& image, std::string& unread) -> Status {
+    if (closed(sys, fd)) {
+      auto bytes = unread_bytes(sys, fd);
+      if (!bytes) return bytes.error();
+      *queued += bytes->size();
+      unread = std::move(bytes).value();
+      return {};
+    }
+    auto dumped = dump_socket(sys, fd);
+    if (!dumped) return dumped.error();
+    in_repair.push_back(fd);
+    *queued += dumped->send_queue.size() + dumped->recv_queue.size();
+    image = std::move(dumped).value();
+    return {};
+  };
+  Status dumped = dump_leg(p.client_fd, record.client, record.client_unread);
+  if (dumped && !still_connecting(sys, p.backend_fd)) {
+    dumped = dump_leg(p.backend_fd, record.backend_socket, record.backend_unread);
+  }
+  if (!dumped) return dumped.error().context("pair " + std::to_string(record.id));
+  return {};
+}
+
+// Pairs dumped ahead of writing: memory is bounded by this many records' queues.
+constexpr size_t kChunkPairs = 32;
+constexpr size_t kParallelFromPairs = 16;
+
+// Dumps every pair and streams its record into `writer`, in order; on failure `*step`
+// says whether reading a socket or writing the file failed. With a helper Sys, each
+// chunk's odd pairs are dumped on a second thread meanwhile.
+Status dump_pairs(Sys& sys, Sys* helper_sys, std::span<const LivePair> pairs, HandoffWriter& writer,
                   RepairUndo& undo, uint64_t* queued, CheckpointStep* step) {
   *step = CheckpointStep::kDump;
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    const LivePair& p = pairs[i];
-    PairRecord record = p.record;
-    auto dump_leg = [&](int fd, std::optional<SocketImage>& image, std::string& unread) -> Status {
-      if (closed(sys, fd)) {
-        auto bytes = unread_bytes(sys, fd);
-        if (!bytes) return bytes.error();
-        *queued += bytes->size();
-        unread = std::move(bytes).value();
-        return {};
+  const bool parallel = helper_sys != nullptr && pairs.size() >= kParallelFromPairs;
+  const size_t chunk_size = parallel ? kChunkPairs : 1;
+  std::vector<PairRecord> records(chunk_size);
+  std::vector<Status> results(chunk_size);
+  for (size_t start = 0; start < pairs.size(); start += chunk_size) {
+    const size_t n = std::min(chunk_size, pairs.size() - start);
+    std::vector<int> helper_in_repair;
+    uint64_t helper_queued = 0;
+    auto dump_share = [&](Sys& with, size_t first, std::vector<int>& in_repair, uint64_t* bytes) {
+      for (size_t i = first; i < n; i += 2) {
+        results[i] = dump_pair(with, pairs[start + i], records[i], in_repair, bytes);
       }
-      auto dumped = dump_socket(sys, fd);
-      if (!dumped) return dumped.error();
-      undo.add(fd);
-      *queued += dumped->send_queue.size() + dumped->recv_queue.size();
-      image = std::move(dumped).value();
-      return {};
     };
-    Status dumped = dump_leg(p.client_fd, record.client, record.client_unread);
-    if (dumped && !still_connecting(sys, p.backend_fd)) {
-      dumped = dump_leg(p.backend_fd, record.backend_socket, record.backend_unread);
+    std::vector<int> in_repair;
+    if (parallel && n > 1) {
+      std::thread helper(dump_share, std::ref(*helper_sys), 1, std::ref(helper_in_repair),
+                         &helper_queued);
+      dump_share(sys, 0, in_repair, queued);
+      helper.join();
+    } else {
+      for (size_t i = 0; i < n; ++i)
+        results[i] = dump_pair(sys, pairs[start + i], records[i], in_repair, queued);
     }
-    if (!dumped) return dumped.error().context("pair " + std::to_string(record.id));
-    if (auto st = writer.append(record); !st) {
-      *step = CheckpointStep::kWrite;
-      return st;
+    // Every fd put into repair mode is undone on failure, whichever thread did it.
+    for (int fd : in_repair) undo.add(fd);
+    for (int fd : helper_in_repair) undo.add(fd);
+    *queued += helper_queued;
+    for (size_t i = 0; i < n; ++i) {
+      if (!results[i]) return results[i];
+      if (auto st = writer.append(records[i]); !st) {
+        *step = CheckpointStep::kWrite;
+        return st;
+      }
+      records[i] = PairRecord{};  // its queues are in the file now
     }
   }
   return {};
@@ -209,7 +254,9 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
   step = CheckpointStep::kWrite;
   auto writer = HandoffWriter::create(options.dir, options.header);
   if (!writer) return fail(writer.error());
-  if (auto st = dump_pairs(sys, pairs, *writer, undo, &result.queued_bytes, &step); !st) {
+  if (auto st =
+          dump_pairs(sys, options.helper_sys, pairs, *writer, undo, &result.queued_bytes, &step);
+      !st) {
     return fail(st.error());
   }
   result.dump_time = Clock::now() - started;

@@ -59,6 +59,11 @@ struct CheckpointOptions {
   // Called with the committed file before it is read back and verified: the
   // integration tests corrupt it here to prove that the verify catches it.
   std::function<void(const std::string& path)> before_verify;
+  // Given, a helper thread dumps every other pair through it (from 16 pairs on), in
+  // chunks whose records are then written in order: the dump is ~20 us of syscalls a
+  // socket, all inside the clients' stall. Must be safe to use beside `sys` (the real
+  // Sys is); test doubles that are not leave it out.
+  Sys* helper_sys = nullptr;
 };
 
 // The step a checkpoint failed at (DESIGN.md §4 steps 3-5), for the operator and the

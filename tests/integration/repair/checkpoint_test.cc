@@ -5,6 +5,7 @@
 #include "repair/checkpoint.h"
 
 #include <gtest/gtest.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -104,7 +105,13 @@ TEST(Checkpoint, BusyPairsSurviveThroughTheFileAlone) {
     ASSERT_EQ(errors, std::vector<std::string>{});
     InNetns in(rig.net.hosts.host);
     const auto pairs = rig.live_pairs();
-    repair::CheckpointOptions options{rig.dir, 30s, {"test", "digest", 0, {{"c", 7}}}, nullptr};
+    // Odd rounds dump on two threads (every other pair on a helper's Sys).
+    repair::Sys helper;
+    repair::CheckpointOptions options{rig.dir,
+                                      30s,
+                                      {"test", "digest", 0, {{"c", 7}}},
+                                      nullptr,
+                                      round % 2 == 1 ? &helper : nullptr};
     auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
     ASSERT_TRUE(done.ok()) << done.error().message;
     EXPECT_EQ(done->pairs, static_cast<uint64_t>(kPairs));
@@ -144,7 +151,8 @@ TEST(Checkpoint, TwoSharesRestoredInParallelBringBackEveryPairOnce) {
   ASSERT_EQ(errors, std::vector<std::string>{});
   InNetns in(rig.net.hosts.host);
   const auto pairs = rig.live_pairs();
-  repair::CheckpointOptions options{rig.dir, 30s, {"test", "digest", 0, {}}, nullptr};
+  repair::Sys helper;  // and dumped on two threads
+  repair::CheckpointOptions options{rig.dir, 30s, {"test", "digest", 0, {}}, nullptr, &helper};
   auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
   ASSERT_TRUE(done.ok()) << done.error().message;
   for (auto& c : rig.conns) c.host.reset();
@@ -203,13 +211,60 @@ TEST(Checkpoint, FailureLeavesConnectionsWorking) {
     ASSERT_EQ(::mkdir(rig.dir.c_str(), 0777), 0);
     ASSERT_EQ(::chmod(rig.dir.c_str(), 0777), 0);  // world-writable: refused
     const auto pairs = rig.live_pairs();
-    repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr};
+    repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr, nullptr};
     repair::CheckpointStep step = repair::CheckpointStep::kLock;
     auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options, &step);
     ASSERT_FALSE(done.ok());
     EXPECT_EQ(step, repair::CheckpointStep::kWrite);
     EXPECT_NE(done.error().message.find("checkpoint"), std::string::npos);
     EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
+  }
+  EXPECT_TRUE(rig.pump_to_the_end(&errors));
+  rig.peer->stop();
+  EXPECT_EQ(errors, std::vector<std::string>{});
+  EXPECT_EQ(rig.peer->errors(), std::vector<std::string>{});
+  EXPECT_EQ(rig.incomplete(), "");
+}
+
+// A Sys whose queue-length reads fail from the n-th on.
+class FailingIoctls : public repair::Sys {
+ public:
+  explicit FailingIoctls(int succeed) : left_(succeed) {}
+  int ioctl_int(int fd, unsigned long request, int* value) override {
+    if (left_-- <= 0) {
+      errno = EIO;
+      return -1;
+    }
+    return repair::Sys::ioctl_int(fd, request, value);
+  }
+
+ private:
+  int left_;
+};
+
+// The dump fails on the helper thread, half way: every socket either thread put into
+// repair mode leaves it again, the flows are unlocked, the streams carry on.
+TEST(Checkpoint, ADumpFailingOnTheHelperThreadLeavesConnectionsWorking) {
+  PairRig rig;
+  std::vector<std::string> errors;
+  pump_for(rig.host_ends, kBytes, 50ms, &errors);
+  {
+    InNetns in(rig.net.hosts.host);
+    const auto pairs = rig.live_pairs();
+    FailingIoctls helper(/*succeed=*/3 * 10);  // three ioctls a socket: fails at the 11th
+    repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr, &helper};
+    repair::CheckpointStep step = repair::CheckpointStep::kLock;
+    auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options, &step);
+    ASSERT_FALSE(done.ok());
+    EXPECT_EQ(step, repair::CheckpointStep::kDump);
+    EXPECT_NE(done.error().message.find("SIOCINQ"), std::string::npos) << done.error().message;
+    EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
+    for (const auto& c : rig.conns) {
+      int repair = -1;
+      socklen_t len = sizeof(repair);
+      ASSERT_EQ(::getsockopt(c.host.get(), IPPROTO_TCP, TCP_REPAIR, &repair, &len), 0);
+      EXPECT_EQ(repair, 0) << "a socket left in repair mode";
+    }
   }
   EXPECT_TRUE(rig.pump_to_the_end(&errors));
   rig.peer->stop();
