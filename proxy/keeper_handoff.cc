@@ -480,14 +480,20 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
       if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
   }
+  // Every fd the new image inherits (the control socket's are ctl_'s); close-on-exec
+  // again if the exec fails.
+  std::vector<int> passed_on = {segment_.fd(), lock_.netlink_fd()};
+  if (hold_) passed_on.push_back(hold_->fd());
+  if (successor_) {
+    passed_on.push_back(successor_->pidfd.get());
+    passed_on.push_back(successor_->channel.fd());
+  }
   std::string listen_fds;
   for (const auto& [service, listener] : listeners_) {
-    ::fcntl(listener->fd(), F_SETFD, 0);
+    passed_on.push_back(listener->fd());
     listen_fds += (listen_fds.empty() ? "" : ",") + service + "=" + std::to_string(listener->fd());
   }
-  (void)segment_.set_inherit_on_exec(true);
-  ::fcntl(lock_.netlink_fd(), F_SETFD, 0);
-  if (hold_) ::fcntl(hold_->fd(), F_SETFD, 0);
+  for (int fd : passed_on) ::fcntl(fd, F_SETFD, 0);
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   std::vector<std::string> env = {
@@ -505,8 +511,6 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   };
   if (hold_) env.push_back(std::string(repair::kPacketHoldEnvVar) + "=" + hold_->describe_for_child());
   if (successor_) {
-    ::fcntl(successor_->pidfd.get(), F_SETFD, 0);
-    ::fcntl(successor_->channel.fd(), F_SETFD, 0);
     env.push_back("SEAMLESS_SUCCESSOR=" + std::to_string(successor_->pid) + "," +
                   std::to_string(successor_->pidfd.get()) + "," +
                   std::to_string(successor_->channel.fd()) + "," + successor_config_sha_);
@@ -540,10 +544,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   // Still here: every fd is open. Undo the checkpoint and carry on with the live sockets
   // (never restore from the file while the originals live).
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
-  for (const auto& [service, listener] : listeners_) ::fcntl(listener->fd(), F_SETFD, FD_CLOEXEC);
-  (void)segment_.set_inherit_on_exec(false);
-  ::fcntl(lock_.netlink_fd(), F_SETFD, FD_CLOEXEC);
-  if (hold_) ::fcntl(hold_->fd(), F_SETFD, FD_CLOEXEC);
+  for (int fd : passed_on) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   std::vector<repair::Flow> flows;
   repair::Sys sys;
   for (const repair::LivePair& p : pairs_.live_pairs()) {
