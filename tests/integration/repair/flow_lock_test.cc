@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -214,6 +215,23 @@ class FlowLockTest : public ::testing::Test {
     return std::move(lock).value();  // a failed open throws here, ending the test
   }
 
+  // A lock whose rules queue to a new PacketHold (hold_), each unlock releasing the
+  // unlocked flows' packets, as a restore's locks do.
+  FlowLock open_holding_lock(size_t hold_up_to_flows = FlowLockOptions{}.hold_up_to_flows) {
+    Result<PacketHold> hold = [&] {
+      InNetns in(hosts_.host);
+      return PacketHold::open();
+    }();
+    if (!hold) ADD_FAILURE() << hold.error().message;
+    hold_.emplace(std::move(hold).value());  // a failed open throws here, ending the test
+    FlowLockOptions options;
+    options.hold_queue = hold_->queue();
+    options.hold_up_to_flows = hold_up_to_flows;
+    FlowLock lock = open_lock(options);
+    lock.release_on_unlock(&*hold_, ReleaseOnUnlock::kTheirPackets);
+    return lock;
+  }
+
   std::string nft(const std::string& args) { return capture(hosts_.host.exec("nft " + args)); }
 
   size_t count(FlowLock& lock) {
@@ -238,6 +256,7 @@ class FlowLockTest : public ::testing::Test {
   }
 
   TwoHosts hosts_;
+  std::optional<PacketHold> hold_;  // open_holding_lock's
   const std::string table_ = "sl_lock_" + std::to_string(::getpid());
   const std::string reference_ = "sl_ref_" + std::to_string(::getpid());
 };
@@ -515,15 +534,7 @@ uint32_t retransmissions(int fd) {
 // one small segment: its tail-loss probe would wait 2 RTT + 200 ms, so a segment
 // that was dropped instead could not arrive, unretransmitted, in the 50 ms here.
 TEST_F(FlowLockTest, AHoldingLockQueuesPacketsAndReleasesThemOnUnlock) {
-  Result<PacketHold> hold = [&] {
-    InNetns in(hosts_.host);
-    return PacketHold::open();
-  }();
-  ASSERT_TRUE(hold.ok()) << hold.error().message;
-  FlowLockOptions options;
-  options.hold_queue = hold->queue();
-  FlowLock lock = open_lock(options);
-  lock.release_on_unlock(&*hold, ReleaseOnUnlock::kTheirPackets);
+  FlowLock lock = open_holding_lock();
   EXPECT_NE(nft("list table inet " + table_).find("hook prerouting"), std::string::npos);
   Connection four = connect_pair(hosts_.host, "198.18.0.2", hosts_.peer, "198.18.0.2");
   Connection six = connect_pair(hosts_.host, "[2001:db8::2]", hosts_.peer, "[2001:db8::2]");
@@ -542,7 +553,7 @@ TEST_F(FlowLockTest, AHoldingLockQueuesPacketsAndReleasesThemOnUnlock) {
   EXPECT_EQ(receive(four.server.get(), 4, seconds(5)), "four");
   EXPECT_EQ(retransmissions(four.client.get()), 0u) << "released from the hold, not resent";
   // Releasing everything while a flow is still locked only queues its packet again.
-  Result<ReleaseCounts> all = hold->release_all();
+  Result<ReleaseCounts> all = hold_->release_all();
   ASSERT_TRUE(all.ok()) << all.error().message;
   EXPECT_GE(all->released, 1u) << "the IPv6 client's segment was held";
   EXPECT_FALSE(readable_within(six.server.get(), milliseconds(100))) << "released while locked";
@@ -554,15 +565,7 @@ TEST_F(FlowLockTest, AHoldingLockQueuesPacketsAndReleasesThemOnUnlock) {
 // A lock longer than the client's retransmission timer: its copies of the held
 // segment are dropped, the segment itself is released, and the data arrives once.
 TEST_F(FlowLockTest, AHoldKeepsOneCopyOfARetransmittedSegment) {
-  Result<PacketHold> hold = [&] {
-    InNetns in(hosts_.host);
-    return PacketHold::open();
-  }();
-  ASSERT_TRUE(hold.ok()) << hold.error().message;
-  FlowLockOptions options;
-  options.hold_queue = hold->queue();
-  FlowLock lock = open_lock(options);
-  lock.release_on_unlock(&*hold, ReleaseOnUnlock::kTheirPackets);
+  FlowLock lock = open_holding_lock();
   Connection c = connect_pair(hosts_.host, "198.18.0.2", hosts_.peer, "198.18.0.2");
   const Flow flow = inbound_flow(c.server.get());
   ASSERT_OK(lock.lock({&flow, 1}, seconds(30)));
@@ -571,8 +574,8 @@ TEST_F(FlowLockTest, AHoldKeepsOneCopyOfARetransmittedSegment) {
   ASSERT_TRUE(wait_until([&] { return retransmissions(c.client.get()) >= 1; }, seconds(3)));
   ASSERT_OK(lock.unlock({&flow, 1}));
   EXPECT_EQ(receive(c.server.get(), 4, seconds(5)), "once");
-  EXPECT_GE(hold->released_total(), 1u);
-  EXPECT_GE(hold->dropped_total(), 1u);
+  EXPECT_GE(hold_->released_total(), 1u);
+  EXPECT_GE(hold_->dropped_total(), 1u);
   send_all(c.client.get(), "more");
   EXPECT_EQ(receive(c.server.get(), 4, seconds(5)), "more") << "the stream goes on";
 }
@@ -580,16 +583,7 @@ TEST_F(FlowLockTest, AHoldKeepsOneCopyOfARetransmittedSegment) {
 // Above hold_up_to_flows a lock drops (the peer resends); the next small lock holds
 // again: the switch travels with each lock.
 TEST_F(FlowLockTest, ALockOfManyFlowsDropsInsteadOfHolding) {
-  Result<PacketHold> hold = [&] {
-    InNetns in(hosts_.host);
-    return PacketHold::open();
-  }();
-  ASSERT_TRUE(hold.ok()) << hold.error().message;
-  FlowLockOptions options;
-  options.hold_queue = hold->queue();
-  options.hold_up_to_flows = 1;
-  FlowLock lock = open_lock(options);
-  lock.release_on_unlock(&*hold, ReleaseOnUnlock::kTheirPackets);
+  FlowLock lock = open_holding_lock(/*hold_up_to_flows=*/1);
   Connection c = connect_pair(hosts_.host, "198.18.0.2", hosts_.peer, "198.18.0.2");
   const Flow flows[] = {inbound_flow(c.server.get()),
                         {parse("198.18.0.1:4000"), parse("198.18.0.2:80")}};
@@ -599,14 +593,14 @@ TEST_F(FlowLockTest, ALockOfManyFlowsDropsInsteadOfHolding) {
   ASSERT_OK(lock.unlock(flows));
   EXPECT_EQ(receive(c.server.get(), 7, seconds(5)), "dropped");
   EXPECT_GE(retransmissions(c.client.get()), 1u) << "it came again from the client";
-  EXPECT_EQ(hold->released_total() + hold->dropped_total(), 0u) << "nothing was queued";
+  EXPECT_EQ(hold_->released_total() + hold_->dropped_total(), 0u) << "nothing was queued";
 
   ASSERT_OK(lock.lock({&flows[0], 1}, seconds(30)));
   send_all(c.client.get(), "held");
   EXPECT_FALSE(readable_within(c.server.get(), milliseconds(50)));
   ASSERT_OK(lock.unlock({&flows[0], 1}));
   EXPECT_EQ(receive(c.server.get(), 4, seconds(5)), "held");
-  EXPECT_GE(hold->released_total(), 1u);
+  EXPECT_GE(hold_->released_total(), 1u);
 }
 
 TEST_F(FlowLockTest, EachPacketHoldBindsAQueueOfItsOwn) {
