@@ -6,12 +6,13 @@
 
 #include "config/digest.h"
 #include "config/load.h"
-#include "proxy/handoff_command.h"
 #include "proxy/ctl_client.h"
+#include "proxy/handoff_command.h"
+#include "proxy/kept_sockets.h"
 #include "proxy/run_command.h"
+#include "proxy/version.h"
 #include "proxy/worker_process.h"
 #include "repair/handoff_file.h"
-#include "proxy/version.h"
 
 namespace seamless {
 namespace {
@@ -37,7 +38,8 @@ CLI::App* add_check_command(CLI::App& app, CheckOptions& options) {
                   "Print the config with every default filled in, instead of \"ok\"");
   // The upgrade preflight asks whether this binary reads the running one's handoff files.
   check->add_option("--reads-handoff-major", options.reads_handoff_major,
-                    "Also fail (exit 3) unless this binary reads handoff format MAJOR.x");
+                    "Also fail (exit 3) unless this binary reads handoff format MAJOR.x, and "
+                    "list what an upgrade into it may pass on (\"upgrade features: ...\")");
   return check;
 }
 
@@ -60,6 +62,11 @@ int run_check(const CheckOptions& options) {
     std::printf("%s# digest: %s\n", config::canonical_yaml(*config).c_str(), digest.c_str());
   } else {
     std::printf("ok digest %s\n", digest.c_str());
+  }
+  // For the keeper's upgrade preflight: what an exec into this binary may pass on.
+  if (options.reads_handoff_major >= 0) {
+    std::printf("upgrade features: %.*s\n", int(proxy::kKeptSocketsFeature.size()),
+                proxy::kKeptSocketsFeature.data());
   }
   return kExitOk;
 }

@@ -11,7 +11,9 @@
 
 #include "metrics/labels.h"
 #include "proxy/child_process.h"
+#include "proxy/kept_sockets.h"
 #include "proxy/sockets.h"
+#include "proxy/test_hooks.h"
 
 namespace seamless::proxy {
 
@@ -99,9 +101,16 @@ Result<KeeperInheritance> inherit_from_environment() {
     in.packet_hold_socket = UniqueFd(hold->first);
     in.packet_hold_queue = hold->second;
   }
+  if (const char* text = std::getenv(kKeptSocketsEnvVar)) {
+    Result<int> fd = metrics::parse_fd_number(text);
+    if (!fd) return fd.error().context(kKeptSocketsEnvVar);
+    ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
+    in.kept_sockets = UniqueFd(*fd);
+  }
   for (const char* name :
        {"SEAMLESS_HANDOFF", "SEAMLESS_EXEC_STARTED_NS", "SEAMLESS_LISTEN_FDS", "SEAMLESS_SUCCESSOR",
-        "SEAMLESS_UPGRADE_STARTED_NS", "SEAMLESS_FLOW_LOCK_FD", repair::kPacketHoldEnvVar}) {
+        "SEAMLESS_UPGRADE_STARTED_NS", "SEAMLESS_FLOW_LOCK_FD", repair::kPacketHoldEnvVar,
+        kKeptSocketsEnvVar}) {
     ::unsetenv(name);
   }
   return in;
@@ -211,7 +220,11 @@ int Keeper::run() {
     running_ = Action::kUpgrade;
     action_started_ = std::chrono::steady_clock::now();
   }
-  const std::string restore = inherited_.handoff_path;
+  std::string restore = inherited_.handoff_path;
+  if (inherited_.kept_sockets) {
+    crash_here_once_for_tests("SEAMLESS_TEST_CRASH_AFTER_EXEC");
+    restore = take_kept_sockets(restore);
+  }
   restoring_path_ = restore;
   if (inherited_.successor_pid > 0) {
     if (Status s = adopt_successor(restore); !s) {
@@ -372,7 +385,8 @@ void Keeper::handle_message(Message& m) {
       return;
     case MessageType::kReady:
       worker_->ready = true;
-      if (!restoring_path_.empty()) restore_done();
+      // (An upgrade still running here is the new image's: its pairs were kept or restored.)
+      if (!restoring_path_.empty() || running_ == Action::kUpgrade) restore_done();
       if (running_ != Action::kNone) handoff_done(m.text);
       start_next_action();
       update_accepting();
@@ -422,9 +436,11 @@ void Keeper::worker_exited() {
   metrics_.worker_restarted(killed_at_deadline ? metrics::WorkerRestartCause::kQuiesceTimeout
                             : signaled         ? metrics::WorkerRestartCause::kSignal
                                                : metrics::WorkerRestartCause::kExit);
-  // A worker restoring after the exec belongs to an upgrade that goes on (the next
-  // worker restores the rest); any other death ends the handoff it was part of.
-  if (restoring_path_.empty() && (running_ == Action::kReload || running_ == Action::kUpgrade)) {
+  // A worker restoring or adopting after the exec belongs to an upgrade that goes on
+  // (the next worker restores the rest, or adopts them all); any other death ends the
+  // handoff it was part of (before the exec, an upgrade holds its checked binary).
+  if ((running_ == Action::kReload && restoring_path_.empty()) ||
+      (running_ == Action::kUpgrade && upgrade_binary_)) {
     // The handoff it was quiescing for runs again once a new worker serves.
     (running_ == Action::kReload ? reload_requested_ : upgrade_requested_) = true;
     metrics_.record_handoff(running_ == Action::kReload ? metrics::HandoffReason::kReload
@@ -495,7 +511,8 @@ void Keeper::on_timer(uv_timer_t* timer) {
   // trim each pair's overhang (DESIGN §3) and let a new worker adopt them live, as a
   // reload does. No packet is dropped, so no peer backs off.
   self->action_started_ = std::chrono::steady_clock::now();
-  self->running_ = Action::kCrash;
+  // An upgrade whose new worker died adopting the kept pairs ends with this one.
+  if (self->running_ != Action::kUpgrade) self->running_ = Action::kCrash;
   self->restoring_path_.clear();
   if (Status s = self->spawn_worker("", /*trim_overhangs=*/true); !s) {
     self->log_->error("keeper: cannot start a worker: {}", s.error().message);

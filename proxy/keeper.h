@@ -73,6 +73,9 @@ struct KeeperInheritance {
   // The packet hold's socket and queue (repair::kPacketHoldEnvVar).
   UniqueFd packet_hold_socket;
   uint16_t packet_hold_queue = 0;
+  // The dumped sockets came through the exec: this memfd says which fd is which
+  // (kept_sockets.h, kKeptSocketsEnvVar).
+  UniqueFd kept_sockets;
 };
 
 // The whole of a (config) file.
@@ -170,6 +173,12 @@ class Keeper : public CtlHandler {
   // kernel's counters, ready for a new worker to adopt.
   Status trim_for_adoption(repair::Sys& sys, HeldPair& pair);
   void exec_new_image(const std::string& handoff_path);
+  // After the exec, when the old image kept the dumped sockets (kept_sockets.h): they
+  // leave repair mode, their flows are unlocked, and they are held again as before the
+  // exec, for the worker to adopt live. Returns the file to restore what was not kept
+  // (a socket that is not the one named), or "" when nothing is (the file is removed:
+  // never restore from it while the originals live).
+  std::string take_kept_sockets(const std::string& handoff_path);
   // The upgrade's worker, started from the checked binary before the quiesce so that
   // its start (exec, libraries, config) is off the clients' stall; after the exec the
   // new image hands it the file at once (adopt_successor). Optional: without it the
@@ -234,6 +243,7 @@ class Keeper : public CtlHandler {
   std::unique_ptr<WorkerChild> worker_;
   std::string restoring_path_;  // the file the current worker restores, until kReady
   std::optional<UniqueFd> upgrade_binary_;  // preflighted, while an upgrade runs
+  bool upgrade_keeps_sockets_ = false;      // it takes the dumped sockets (kept_sockets.h)
   std::unique_ptr<WorkerChild> successor_;   // started from it, idle until after the exec
   std::string successor_config_sha_;
   bool awaiting_successor_ = false;  // its kStarted, before the quiesce

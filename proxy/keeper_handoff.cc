@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
 
 #include "config/digest.h"
 #include "config/load.h"
@@ -16,6 +18,7 @@
 #include "metrics/labels.h"
 #include "proxy/child_process.h"
 #include "proxy/keeper.h"
+#include "proxy/kept_sockets.h"
 #include "proxy/preflight.h"
 #include "proxy/socket_ops.h"
 #include "proxy/sockets.h"
@@ -286,7 +289,7 @@ void Keeper::begin_upgrade() {
   const std::string binary = inherited_.binary_path;
   PreflightRequest request{binary, config_path_, config_.handoff.dir, queued_bytes(),
                            options_.preflight_timeout};
-  Result<UniqueFd> exe = preflight(request);
+  Result<CheckedBinary> exe = preflight(request);
   if (!exe) {
     log_->error("upgrade refused, nothing changed: preflight: {}", exe.error().message);
     const bool no_room = exe.error().code == ENOSPC || exe.error().code == ENOMEM;
@@ -296,7 +299,8 @@ void Keeper::begin_upgrade() {
     ctl_finished(false, "upgrade refused, nothing changed: preflight: " + exe.error().message);
     return;
   }
-  upgrade_binary_ = std::move(*exe);
+  upgrade_binary_ = std::move(exe->exe);
+  upgrade_keeps_sockets_ = exe->takes_kept_sockets && !kept_sockets_off_for_test();
   start_successor();
   running_ = Action::kUpgrade;
   update_accepting();  // new clients wait in the backlog for the new image
@@ -380,6 +384,7 @@ Result<std::string> Keeper::checkpoint(metrics::HandoffResult* failed) {
   options.before_verify = corrupt_handoff_file_hook(log_);
   repair::Sys helper_sys;  // the second core dumps every other pair
   options.helper_sys = &helper_sys;
+  options.sockets_live_on = running_ == Action::kUpgrade && upgrade_keeps_sockets_;
   const auto started = Clock::now();
   repair::CheckpointStep step = repair::CheckpointStep::kDump;
   Result<repair::CheckpointResult> result =
@@ -451,6 +456,7 @@ void Keeper::discard_successor() {
 void Keeper::end_upgrade_attempt() {
   discard_successor();
   upgrade_binary_.reset();
+  upgrade_keeps_sockets_ = false;
 }
 
 Status Keeper::adopt_successor(const std::string& restore_path) {
@@ -460,7 +466,7 @@ Status Keeper::adopt_successor(const std::string& restore_path) {
   worker->channel = ControlChannel(UniqueFd(inherited_.successor_channel));
   inherited_.successor_pid = -1;
   worker_ = std::move(worker);
-  if (restore_path.empty() || inherited_.successor_config_sha != config::sha256_hex(config_text_)) {
+  if (inherited_.successor_config_sha != config::sha256_hex(config_text_)) {
     // Its config is not the one read here (the file changed during the upgrade).
     log_->info("keeper: the upgrade's worker {} has another config: starting a new one",
                worker_->pid);
@@ -474,15 +480,32 @@ Status Keeper::adopt_successor(const std::string& restore_path) {
 }
 
 void Keeper::exec_new_image(const std::string& handoff_path) {
-  // Dumped sockets must die with this image, silently (they are in repair mode).
-  for (const repair::LivePair& p : pairs_.live_pairs()) {
-    for (int fd : {p.client_fd, p.backend_fd}) {
-      if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  // The dumped sockets (in repair mode) go on to the new image if it takes them
+  // (kept_sockets.h); otherwise they die with this one, silently.
+  UniqueFd kept;
+  if (upgrade_keeps_sockets_) {
+    Result<UniqueFd> memfd = write_kept_sockets(pairs_.pairs());
+    if (memfd) {
+      kept = std::move(*memfd);
+    } else {
+      log_->warn("upgrade: the new image restores every pair from the file: {}",
+                 memfd.error().message);
     }
   }
   // Every fd the new image inherits (the control socket's are ctl_'s); close-on-exec
   // again if the exec fails.
   std::vector<int> passed_on = {segment_.fd(), lock_.netlink_fd()};
+  for (const repair::LivePair& p : pairs_.live_pairs()) {
+    for (int fd : {p.client_fd, p.backend_fd}) {
+      if (fd < 0) continue;
+      if (kept) {
+        passed_on.push_back(fd);
+      } else {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+      }
+    }
+  }
+  if (kept) passed_on.push_back(kept.get());
   if (hold_) passed_on.push_back(hold_->fd());
   if (successor_) {
     passed_on.push_back(successor_->pidfd.get());
@@ -510,6 +533,7 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
       "SEAMLESS_FLOW_LOCK_FD=" + std::to_string(lock_.netlink_fd()),
   };
   if (hold_) env.push_back(std::string(repair::kPacketHoldEnvVar) + "=" + hold_->describe_for_child());
+  if (kept) env.push_back(std::string(kKeptSocketsEnvVar) + "=" + std::to_string(kept.get()));
   if (successor_) {
     env.push_back("SEAMLESS_SUCCESSOR=" + std::to_string(successor_->pid) + "," +
                   std::to_string(successor_->pidfd.get()) + "," +
@@ -531,8 +555,8 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   sigemptyset(&set);
   for (int sig : {SIGHUP, SIGUSR2, SIGTERM, SIGINT, SIGCHLD}) sigaddset(&set, sig);
   ::sigprocmask(SIG_BLOCK, &set, &old);
-  log_->info("upgrade: exec {} with {} pairs in {}", inherited_.binary_path, pairs_.size(),
-             handoff_path);
+  log_->info("upgrade: exec {} with {} pairs in {}{}", inherited_.binary_path, pairs_.size(),
+             handoff_path, kept ? ", their sockets kept" : "");
   log_->flush();
   if (!exec_fails_for_test()) {
     ::syscall(SYS_execveat, upgrade_binary_->get(), "", argv.data(), envp.data(), AT_EMPTY_PATH);
@@ -566,9 +590,74 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   if (Status s = spawn_worker(""); !s) respawn_after_crash();
 }
 
+namespace {
+
+// Every fd of this process that is a TCP socket in repair mode.
+std::vector<int> sockets_in_repair_mode() {
+  std::vector<int> fds;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    if (fd > 2 && in_repair_mode(fd)) fds.push_back(fd);
+  }
+  return fds;
+}
+
+}  // namespace
+
+std::string Keeper::take_kept_sockets(const std::string& handoff_path) {
+  const auto started = Clock::now();
+  const UniqueFd memfd = std::move(inherited_.kept_sockets);
+  Result<KeptPairs> kept = read_kept_sockets(memfd.get());
+  if (!kept) {
+    // Which fd is which is unknown: the dumped ones close (silently, in repair mode),
+    // so that the file's restore finds their 4-tuples free.
+    const std::vector<int> dumped = sockets_in_repair_mode();
+    for (int fd : dumped) ::close(fd);
+    log_->error("keeper: {}; closed {} sockets in repair mode, every pair is restored from {}",
+                kept.error().message, dumped.size(), handoff_path);
+    return handoff_path;
+  }
+  repair::Sys sys;
+  std::vector<repair::Flow> flows;
+  for (const Message& m : kept->pairs) {
+    for (const UniqueFd& fd : m.fds) {
+      if (Result<repair::Flow> flow = repair::flow_of_socket(sys, fd.get()); flow) {
+        flows.push_back(*flow);
+      }
+      // Out of repair mode before the unlock: a socket still in it could take the
+      // peer's packets with its send queue selected for repair (TCP_REPAIR.md).
+      // Without the window probe, whose answer would meet the lock.
+      int off = TCP_REPAIR_OFF_NO_WP;
+      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+    }
+  }
+  const auto unlock_started = Clock::now();
+  if (Status s = lock_.unlock(flows); !s) log_->error("keeper: {}", s.error().message);
+  const size_t kept_pairs = kept->pairs.size();
+  for (Message& m : kept->pairs) {
+    if (Status s = pairs_.apply(m); !s) log_->error("keeper: {}", s.error().message);
+  }
+  metrics_.record_handoff_connections(metrics::HandoffConnectionResult::kRestored, kept_pairs);
+  const bool file_needed = !kept->unmatched.empty();
+  if (!file_needed)
+    metrics_.observe_phase(metrics::HandoffPhase::kUnlock, Clock::now() - unlock_started);
+  log_->info(
+      "keeper: took {} pairs' sockets through the exec: out of repair mode, {} flows "
+      "unlocked in {} ms; {} pairs to restore from the file",
+      kept_pairs, flows.size(),
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
+      kept->unmatched.size());
+  if (file_needed) return handoff_path;
+  if (Status s = repair::remove_handoff_file(handoff_path); !s) log_->warn("{}", s.error().message);
+  return "";
+}
+
 void Keeper::restore_done() {
   const std::string path = std::exchange(restoring_path_, std::string());
-  if (Status s = repair::remove_handoff_file(path); !s) log_->warn("{}", s.error().message);
+  if (Status s = path.empty() ? Status{} : repair::remove_handoff_file(path); !s) {
+    log_->warn("{}", s.error().message);
+  }
   metrics_.set_locked_flows(lock_.count_locked() ? int64_t(*lock_.count_locked()) : 0);
   for (auto& [id, pair] : pairs_.pairs()) pair.restoring = false;
   metrics_.observe_phase(metrics::HandoffPhase::kRestore, Clock::now() - action_started_);

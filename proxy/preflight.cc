@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "proxy/child_process.h"
+#include "proxy/kept_sockets.h"
 #include "repair/handoff_file.h"
 
 namespace seamless::proxy {
@@ -98,7 +99,26 @@ Status check_keeps_capabilities(int exe_fd) {
       "loses the old one's; setcap cap_net_admin,cap_net_raw+ep on it)");
 }
 
-Result<UniqueFd> preflight(const PreflightRequest& request) {
+bool check_output_lists(const std::string& output, std::string_view feature) {
+  constexpr std::string_view kLine = "upgrade features:";
+  for (size_t start = 0; start < output.size();) {
+    size_t end = output.find('\n', start);
+    if (end == std::string::npos) end = output.size();
+    std::string_view line(output.data() + start, end - start);
+    start = end + 1;
+    if (line.substr(0, kLine.size()) != kLine) continue;
+    line.remove_prefix(kLine.size());
+    while (!line.empty()) {
+      const size_t space = line.find(' ');
+      if (line.substr(0, space) == feature) return true;
+      if (space == std::string_view::npos) break;
+      line.remove_prefix(space + 1);
+    }
+  }
+  return false;
+}
+
+Result<CheckedBinary> preflight(const PreflightRequest& request) {
   UniqueFd exe(::open(request.binary_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!exe) return Error::from_errno("open " + request.binary_path);
   if (Status s = check_keeps_capabilities(exe.get()); !s) {
@@ -123,7 +143,7 @@ Result<UniqueFd> preflight(const PreflightRequest& request) {
     return Error::logic(request.binary_path + " check " + describe_exit(run->wait_status) +
                         (output.empty() ? "" : ": " + output));
   }
-  return exe;
+  return CheckedBinary{std::move(exe), check_output_lists(run->output, kKeptSocketsFeature)};
 }
 
 }  // namespace seamless::proxy

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -23,9 +24,18 @@ struct PreflightRequest {
   std::chrono::milliseconds timeout{10000};
 };
 
-// The checked, open binary, ready for execveat. An error with code ENOSPC means the
-// queued bytes would not fit in the handoff dir, ENOMEM in memory.
-Result<UniqueFd> preflight(const PreflightRequest& request);
+struct CheckedBinary {
+  UniqueFd exe;  // open, ready for execveat
+  // Its `check` listed kept_sockets.h's feature: the exec may pass the dumped sockets.
+  bool takes_kept_sockets = false;
+};
+
+// The checked binary. An error with code ENOSPC means the queued bytes would not fit
+// in the handoff dir, ENOMEM in memory.
+Result<CheckedBinary> preflight(const PreflightRequest& request);
+
+// Whether `check` output lists `feature` on its "upgrade features:" line.
+bool check_output_lists(const std::string& output, std::string_view feature);
 
 // Memory the handoff needs beyond what is in use (DESIGN §4 step 1): the restored
 // sockets' queues fill before the originals are freed, and a handoff file on tmpfs

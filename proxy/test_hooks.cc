@@ -21,6 +21,11 @@ void crash_here_once_for_tests(const char* name) {
   if (trigger != nullptr && ::unlink(trigger) == 0) ::raise(SIGKILL);
 }
 
+bool kept_sockets_off_for_test() {
+  const char* path = std::getenv("SEAMLESS_TEST_NO_KEPT_SOCKETS");
+  return path != nullptr && ::access(path, F_OK) == 0;
+}
+
 bool workers_silent_for_test() { return std::getenv("SEAMLESS_TEST_WORKERS_SILENT") != nullptr; }
 
 void fill_handoff_dir_hook(const Logger& log) {

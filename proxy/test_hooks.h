@@ -14,6 +14,11 @@ namespace seamless::proxy {
 // SEAMLESS_TEST_FAIL_EXEC (any value): execveat is not called and fails with ENOEXEC.
 bool exec_fails_for_test();
 
+// SEAMLESS_TEST_NO_KEPT_SOCKETS=<file>: while <file> exists, an upgrade does not pass
+// its dumped sockets through the exec (kept_sockets.h), so the new image restores
+// every pair from the handoff file, as for a binary that does not take them.
+bool kept_sockets_off_for_test();
+
 // SEAMLESS_TEST_WORKERS_SILENT (any value): workers never send kStarted, so an
 // upgrade's new worker seems not to start and the keeper goes on without it.
 bool workers_silent_for_test();
@@ -23,6 +28,8 @@ bool workers_silent_for_test();
 // SEAMLESS_TEST_CRASH_ONCE: a restoring worker, right after the keeper took a batch.
 // SEAMLESS_TEST_CRASH_ON_CLIENT: on a client from the keeper, before anything (its
 // connect) is done with it.
+// SEAMLESS_TEST_CRASH_AFTER_EXEC: an upgrade's new keeper, before it takes the kept
+// sockets (kept_sockets.h) out of repair mode.
 void crash_here_once_for_tests(const char* name);
 
 // SEAMLESS_TEST_FILL_HANDOFF_DIR=<file>: called after the upgrade preflight passed and

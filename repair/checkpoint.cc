@@ -91,8 +91,8 @@ class RepairUndo {
 // One pair's record with both legs dumped (a closed leg leaves its unread bytes
 // instead). The fds it put into repair mode go to `in_repair`, the queued bytes to
 // `*queued`.
-Status dump_pair(Sys& sys, const LivePair& p, PairRecord& record, std::vector<int>& in_repair,
-                 uint64_t* queued) {
+Status dump_pair(Sys& sys, const LivePair& p, bool sockets_live_on, PairRecord& record,
+                 std::vector<int>& in_repair, uint64_t* queued) {
   record = p.record;
   auto dump_leg = [&](int fd, std::optional<SocketImage>& image, std::string& unread) -> Status {
     if (closed(sys, fd)) {
@@ -105,6 +105,9 @@ Status dump_pair(Sys& sys, const LivePair& p, PairRecord& record, std::vector<in
     auto dumped = dump_socket(sys, fd);
     if (!dumped) return dumped.error();
     in_repair.push_back(fd);
+    if (sockets_live_on && sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE) != 0) {
+      return Error::from_errno("dump fd " + std::to_string(fd) + ": select no repair queue");
+    }
     *queued += dumped->send_queue.size() + dumped->recv_queue.size();
     image = std::move(dumped).value();
     return {};
@@ -124,9 +127,11 @@ constexpr size_t kParallelFromPairs = 16;
 // Dumps every pair and streams its record into `writer`, in order; on failure `*step`
 // says whether reading a socket or writing the file failed. With a helper Sys, each
 // chunk's odd pairs are dumped on a second thread meanwhile.
-Status dump_pairs(Sys& sys, Sys* helper_sys, std::span<const LivePair> pairs, HandoffWriter& writer,
-                  RepairUndo& undo, uint64_t* queued, CheckpointStep* step) {
+Status dump_pairs(Sys& sys, const CheckpointOptions& options, std::span<const LivePair> pairs,
+                  HandoffWriter& writer, RepairUndo& undo, uint64_t* queued, CheckpointStep* step) {
   *step = CheckpointStep::kDump;
+  Sys* helper_sys = options.helper_sys;
+  const bool live_on = options.sockets_live_on;
   const bool parallel = helper_sys != nullptr && pairs.size() >= kParallelFromPairs;
   const size_t chunk_size = parallel ? kChunkPairs : 1;
   std::vector<PairRecord> records(chunk_size);
@@ -137,7 +142,7 @@ Status dump_pairs(Sys& sys, Sys* helper_sys, std::span<const LivePair> pairs, Ha
     uint64_t helper_queued = 0;
     auto dump_share = [&](Sys& with, size_t first, std::vector<int>& in_repair, uint64_t* bytes) {
       for (size_t i = first; i < n; i += 2) {
-        results[i] = dump_pair(with, pairs[start + i], records[i], in_repair, bytes);
+        results[i] = dump_pair(with, pairs[start + i], live_on, records[i], in_repair, bytes);
       }
     };
     std::vector<int> in_repair;
@@ -148,7 +153,7 @@ Status dump_pairs(Sys& sys, Sys* helper_sys, std::span<const LivePair> pairs, Ha
       helper.join();
     } else {
       for (size_t i = 0; i < n; ++i)
-        results[i] = dump_pair(sys, pairs[start + i], records[i], in_repair, queued);
+        results[i] = dump_pair(sys, pairs[start + i], live_on, records[i], in_repair, queued);
     }
     // Every fd put into repair mode is undone on failure, whichever thread did it.
     for (int fd : in_repair) undo.add(fd);
@@ -254,9 +259,7 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
   step = CheckpointStep::kWrite;
   auto writer = HandoffWriter::create(options.dir, options.header);
   if (!writer) return fail(writer.error());
-  if (auto st =
-          dump_pairs(sys, options.helper_sys, pairs, *writer, undo, &result.queued_bytes, &step);
-      !st) {
+  if (auto st = dump_pairs(sys, options, pairs, *writer, undo, &result.queued_bytes, &step); !st) {
     return fail(st.error());
   }
   result.dump_time = Clock::now() - started;

@@ -64,6 +64,14 @@ struct CheckpointOptions {
   // socket, all inside the clients' stall. Must be safe to use beside `sys` (the real
   // Sys is); test doubles that are not leave it out.
   Sys* helper_sys = nullptr;
+  // Set when the dumped sockets live on after the checkpoint (an upgrade whose new
+  // image takes them through the exec, proxy/kept_sockets.h): each ends its dump with
+  // no repair queue selected. With the send queue selected, a pacing or loss-probe
+  // timer in repair mode marks the unsent bytes sent without transmitting them, and
+  // the live socket would wait for a retransmission timeout to send them. (Should
+  // the file be restored after all, a peer may already hold bytes its image calls
+  // unsent: sent again under the same sequence numbers, they are duplicates.)
+  bool sockets_live_on = false;
 };
 
 // The step a checkpoint failed at (DESIGN.md §4 steps 3-5), for the operator and the

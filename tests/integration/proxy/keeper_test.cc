@@ -75,6 +75,10 @@ TEST_F(ProxyKeeperTest, TwentyUpgradesCarryBusyStreamsAndNewConnections) {
   // The 50 streams each time, and the connector's clients open at that moment.
   EXPECT_GE(metric(m, "seamless_handoff_connections_total{result=\"restored\"}"), 20 * 50) << m;
   EXPECT_EQ(metric(m, "seamless_handoff_connections_total{result=\"aborted\"}"), 0) << m;
+  // Each new image took the dumped sockets through its exec (kept_sockets.h): none had
+  // to be rebuilt from the file.
+  EXPECT_EQ(proxy->count_in_log("pairs' sockets through the exec"), 20u) << proxy->log();
+  EXPECT_EQ(proxy->count_in_log("; 0 pairs to restore from the file"), 20u) << proxy->log();
   for (const char* phase : {"lock", "dump", "write", "exec", "restore", "unlock", "total"}) {
     EXPECT_EQ(
         metric(m, std::string("seamless_handoff_phase_seconds_count{phase=\"") + phase + "\"}"), 20)
@@ -107,10 +111,10 @@ TEST_F(ProxyKeeperTest, TheUpgradesWorkerStartsFromTheNewFileBeforeTheExec) {
   for (pid_t child; list >> child;) children.insert(child);
   ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
   const std::string log = proxy->log();
-  const size_t at = log.find(": restore took");
+  const std::string done = "upgrade handoff done: worker ";
+  const size_t at = log.find(done);
   ASSERT_NE(at, std::string::npos) << log;
-  const size_t start = log.rfind("worker ", at) + 7;
-  const pid_t restorer = std::stoi(log.substr(start, at - start));
+  const pid_t restorer = std::stoi(log.substr(at + done.size()));
   EXPECT_EQ(children.count(restorer), 1u) << "worker " << restorer << " was not a child yet";
   EXPECT_EQ(std::filesystem::read_symlink("/proc/" + std::to_string(restorer) + "/exe"), binary);
   // The old worker kept serving until the new one had started.
@@ -132,8 +136,9 @@ TEST_F(ProxyKeeperTest, AnUpgradesWorkerThatDoesNotStartIsReplacedAfterTheExec) 
   proxy->signal(SIGUSR2);
   ASSERT_TRUE(proxy->wait_for_log("did not start within 1000ms; it starts after the exec"));
   ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
-  EXPECT_NE(proxy->log().find("restored 5 pairs (0 degraded, 0 failed)"), std::string::npos)
+  EXPECT_NE(proxy->log().find("took 5 pairs' sockets through the exec"), std::string::npos)
       << proxy->log();
+  EXPECT_NE(proxy->log().find("ready: adopted 5 pairs"), std::string::npos) << proxy->log();
   EXPECT_TRUE(streams_advance(64 * 1024));
   EXPECT_EQ(echo->resets(), 0u);
 }
@@ -232,7 +237,15 @@ TEST_F(ProxyKeeperTest, AFailedExecLeavesEveryStreamOnTheOldCode) {
 TEST_F(ProxyKeeperTest, WorkerKilledWhileRestoringIsReplacedAndNoStreamNotices) {
   auto echo = backend(7101);
   const std::string trigger = "/tmp/seamless-crash-once-" + std::to_string(::getpid());
-  start_copy(config_yaml(ServiceSpec{}), "env SEAMLESS_TEST_CRASH_ONCE=" + trigger);
+  // Through the file: the new image does not get the dumped sockets.
+  const std::string file_only = "/tmp/seamless-no-kept-" + std::to_string(::getpid());
+  std::ofstream(file_only) << "";
+  struct Remove {
+    std::string path;
+    ~Remove() { std::filesystem::remove(path); }
+  } remove{file_only};
+  start_copy(config_yaml(ServiceSpec{}), "env SEAMLESS_TEST_CRASH_ONCE=" + trigger +
+                                             " SEAMLESS_TEST_NO_KEPT_SOCKETS=" + file_only);
   open_streams(20);
   std::ofstream(trigger) << "";
   proxy->signal(SIGUSR2);

@@ -216,5 +216,33 @@ TEST_F(UpgradeFailureTest, AHandoffFileCorruptedBeforeItsVerifyLeavesEveryStream
   EXPECT_EQ(proxy->count_in_log("test hook:"), 1u);
 }
 
+// The file is what survives a new image that dies before it took the kept sockets
+// (kept_sockets.h): they close with it, silently (still in repair mode), their flows
+// stay locked, and seamless started again, as systemd would, restores every pair from
+// the file.
+TEST_F(UpgradeFailureTest, ANewImageThatDiesBeforeTakingTheSocketsIsRestartedFromTheFile) {
+  auto echo = backend(7101);
+  const std::string trigger = scratch_ + "/crash-after-exec";
+  start_copy(config(), "env SEAMLESS_TEST_CRASH_AFTER_EXEC=" + trigger);
+  start_traffic(1);
+  std::ofstream(trigger).close();
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_exit(std::chrono::seconds(30)).has_value()) << proxy->log();
+  EXPECT_FALSE(std::filesystem::exists(trigger));
+  ASSERT_NE(proxy->log().find("their sockets kept"), std::string::npos) << proxy->log();
+  ASSERT_TRUE(std::filesystem::exists(handoff_dir() + "/handoff.bin"));
+
+  auto restarted = std::make_unique<SeamlessProcess>(hosts.host.name(), config(), "", binary);
+  ASSERT_TRUE(restarted->wait_for_log("resuming the handoff in")) << restarted->log();
+  ASSERT_TRUE(restarted->wait_for_log(
+      "ready: adopted 0 pairs, restored 9 pairs (0 degraded, 0 failed)", std::chrono::seconds(30)))
+      << restarted->log();
+  proxy = std::move(restarted);
+  ASSERT_TRUE(streams_advance(256 * 1024));
+  for (Client& c : stalled) EXPECT_TRUE(resume(c));
+  EXPECT_EQ(echo->resets(), 0u);
+  expect_no_handoff_file();
+}
+
 }  // namespace
 }  // namespace seamless::proxy::testing

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 
 #include "tests/integration/proxy/keeper_fixture.h"
 #include "tests/integration/proxy/stream_client.h"
@@ -53,19 +55,26 @@ TEST_F(ProxyKeeperTest, UpgradesCarryHalfClosedZeroWindowProxiedConnectingAndLoo
   auto dual_echo = backend(7106);
   TestBackend loop_echo(&hosts.host, "127.0.0.1", 7107);
 
+  // The first upgrade passes the dumped sockets through the exec (kept_sockets.h); the
+  // second, with this file present, makes the new image restore them from the file.
+  struct TriggerFile {
+    std::string path = "/tmp/seamless-no-kept-" + std::to_string(::getpid());
+    ~TriggerFile() { std::filesystem::remove(path); }
+  } file_only;
   ServiceSpec dual = service("dual", 7006, {"198.18.0.1:7106"});
   dual.listen = "[::]:7006";
   start_copy(config_yaml({
-      service("stall", 7000, {"198.18.0.1:7101"}),
-      service("client-fin", 7002, {"198.18.0.1:7102"}),
-      service("backend-fin", 7003, {"198.18.0.1:7103"}),
-      service("proxied", 7004, {"198.18.0.1:7104"}, "    proxy_protocol: v2\n"),
-      // Nothing answers at 198.18.0.9: each connect there stays in flight for 6 s.
-      service("connecting", 7005, {"198.18.0.9:7105", "198.18.0.1:7105"},
-              "    connect_timeout: 6s\n"),
-      dual,
-      service("loopback", 7007, {"127.0.0.1:7107"}),
-  }));
+                 service("stall", 7000, {"198.18.0.1:7101"}),
+                 service("client-fin", 7002, {"198.18.0.1:7102"}),
+                 service("backend-fin", 7003, {"198.18.0.1:7103"}),
+                 service("proxied", 7004, {"198.18.0.1:7104"}, "    proxy_protocol: v2\n"),
+                 // Nothing answers at 198.18.0.9: each connect there stays in flight for 6 s.
+                 service("connecting", 7005, {"198.18.0.9:7105", "198.18.0.1:7105"},
+                         "    connect_timeout: 6s\n"),
+                 dual,
+                 service("loopback", 7007, {"127.0.0.1:7107"}),
+             }),
+             "env SEAMLESS_TEST_NO_KEPT_SOCKETS=" + file_only.path);
   const pid_t keeper = proxy->pid();
   const size_t baseline_fds = open_fds(keeper);
   // A neighbour entry for 198.18.0.9 that nobody owns: its SYNs go out and are never
@@ -112,13 +121,22 @@ TEST_F(ProxyKeeperTest, UpgradesCarryHalfClosedZeroWindowProxiedConnectingAndLoo
 
   for (size_t i = 1; i <= 2; ++i) {
     install_binary(binary, "build " + std::to_string(i));
+    if (i == 2) std::ofstream(file_only.path) << "";
     proxy->signal(SIGUSR2);
     ASSERT_TRUE(proxy->wait_for_count("upgrade handoff done", i, std::chrono::seconds(60)));
-    // Every pair went through the file; 13 flows: the connecting one has no backend leg.
+    // Every pair was dumped; 13 flows: the connecting one has no backend leg.
     EXPECT_EQ(proxy->count_in_log("checkpoint: 7 pairs"), i) << proxy->log();
     EXPECT_EQ(proxy->count_in_log(", 13 flows locked"), i) << proxy->log();
+    // The first new image took the 13 sockets through the exec, the second restored
+    // every pair from the file.
+    EXPECT_EQ(proxy->count_in_log("took 7 pairs' sockets through the exec: out of repair mode, "
+                                  "13 flows unlocked"),
+              1u)
+        << proxy->log();
+    EXPECT_EQ(proxy->count_in_log("ready: adopted 7 pairs"), 1u) << proxy->log();
     EXPECT_EQ(
-        proxy->count_in_log("ready: adopted 0 pairs, restored 7 pairs (0 degraded, 0 failed)"), i)
+        proxy->count_in_log("ready: adopted 0 pairs, restored 7 pairs (0 degraded, 0 failed)"),
+        i - 1)
         << proxy->log();
     // Still connecting, now from the new worker: nothing has reached the second backend.
     EXPECT_EQ(late_echo->data_connections(), 0u) << proxy->log();
@@ -173,6 +191,8 @@ TEST_F(ProxyKeeperTest, UpgradesCarryHalfClosedZeroWindowProxiedConnectingAndLoo
 // handed to the kernel) with the answer still in its receive queue.
 class ClosedLegTest : public ProxyKeeperTest {
  protected:
+  // The wrapper seamless starts under (keeper_fixture.h's start_copy).
+  virtual std::string wrapper() const { return ""; }
   void SetUp() override {
     BackendBehaviour talker;
     talker.echo = false;
@@ -180,7 +200,7 @@ class ClosedLegTest : public ProxyKeeperTest {
     talker.greeting_bytes = kAnswer;
     talker.greeting_seed = 22;
     talker_ = backend(7102, talker);
-    start_copy(config_yaml(service("client-fin", 7002, {"198.18.0.1:7102"})));
+    start_copy(config_yaml(service("client-fin", 7002, {"198.18.0.1:7102"})), wrapper());
     baseline_fds_ = open_fds(proxy->pid());
     c_ = make_client(client(TwoHosts::kHost4, 7002), 21, 22);
     ASSERT_TRUE(send_more(c_, 64 * 1024));
@@ -213,9 +233,34 @@ class ClosedLegTest : public ProxyKeeperTest {
   size_t baseline_fds_ = 0;
 };
 
-// An upgrade dumps: the closed leg cannot be, so its answer travels in the record
-// (backend_unread) and the restore queues it on the client socket, then the FIN.
+// An upgrade whose new image takes the sockets through the exec: the new worker adopts
+// the closed one live, forwards what it still holds and passes the EOF on.
 TEST_F(ClosedLegTest, UpgradeCarriesTheAnswerAndTheEofOfABackendThatClosed) {
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
+  EXPECT_NE(proxy->log().find("took 1 pairs' sockets through the exec"), std::string::npos)
+      << proxy->log();
+  expect_answer_and_eof();
+}
+
+// Restored from the file instead: the closed leg cannot be dumped, so its answer
+// travels in the record (backend_unread) and the restore queues it on the client
+// socket, then the FIN.
+class ClosedLegThroughTheFileTest : public ClosedLegTest {
+ protected:
+  std::string wrapper() const override { return "env SEAMLESS_TEST_NO_KEPT_SOCKETS=" + file_; }
+  void SetUp() override {
+    std::ofstream(file_) << "";
+    ClosedLegTest::SetUp();
+  }
+  void TearDown() override {
+    ClosedLegTest::TearDown();
+    std::filesystem::remove(file_);
+  }
+  std::string file_ = "/tmp/seamless-no-kept-" + std::to_string(::getpid());
+};
+
+TEST_F(ClosedLegThroughTheFileTest, UpgradeCarriesTheAnswerAndTheEofOfABackendThatClosed) {
   proxy->signal(SIGUSR2);
   ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
   expect_answer_and_eof();

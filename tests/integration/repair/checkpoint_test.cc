@@ -142,6 +142,46 @@ TEST(Checkpoint, BusyPairsSurviveThroughTheFileAlone) {
   EXPECT_EQ(out_rsts(), rsts0);
 }
 
+// An upgrade whose new image takes the dumped sockets through the exec
+// (CheckpointOptions::sockets_live_on) leaves no repair queue selected on them: with
+// the send queue selected, tcp_write_xmit() in repair mode marks unsent bytes sent
+// without sending them, and a live socket would then wait for a retransmission
+// timeout. Sockets that die after the dump keep the send queue selected.
+TEST(Checkpoint, DumpedSocketsThatLiveOnAreLeftWithNoRepairQueueSelected) {
+  RepairNet net;
+  std::vector<Connection> conns = net.connect(Setup::kIpv4, 2);
+  InNetns in(net.hosts.host);
+  repair::LivePair pair;
+  pair.client_fd = conns[0].host.get();
+  pair.backend_fd = conns[1].host.get();
+  pair.record.id = 1;
+  pair.record.service = "test";
+  pair.record.backend = "198.18.0.1:1";
+  const std::string dir = "/tmp/seamless-checkpoint-live-" + std::to_string(::getpid());
+  for (const bool live_on : {false, true}) {
+    repair::CheckpointOptions options;
+    options.dir = dir;
+    options.sockets_live_on = live_on;
+    auto done = repair::checkpoint_pairs(net.sys, *net.flow_lock, {&pair, 1}, options);
+    ASSERT_TRUE(done.ok()) << done.error().message;
+    std::filesystem::remove_all(dir);
+    for (const Connection& c : conns) {
+      int selected = -1;
+      socklen_t len = sizeof(selected);
+      ASSERT_EQ(::getsockopt(c.host.get(), IPPROTO_TCP, TCP_REPAIR_QUEUE, &selected, &len), 0);
+      EXPECT_EQ(selected, live_on ? TCP_NO_QUEUE : TCP_SEND_QUEUE) << "live on: " << live_on;
+      const int off = TCP_REPAIR_OFF_NO_WP;
+      ASSERT_EQ(::setsockopt(c.host.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)), 0);
+    }
+    net.unlock(done->flows);
+  }
+  // Still a working connection.
+  ASSERT_EQ(::send(conns[0].host.get(), "ping", 4, MSG_DONTWAIT), 4);
+  char buf[4] = {};
+  ASSERT_TRUE(wait_until([&] { return ::recv(conns[0].peer.get(), buf, 4, MSG_DONTWAIT) == 4; }));
+  EXPECT_EQ(std::string(buf, 4), "ping");
+}
+
 // Two threads restore one file, each its share of the records (every other record),
 // each with its own flow-lock socket: every pair comes back exactly once.
 TEST(Checkpoint, TwoSharesRestoredInParallelBringBackEveryPairOnce) {

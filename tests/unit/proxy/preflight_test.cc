@@ -49,5 +49,20 @@ TEST(PreflightMemory, NothingQueuedStillNeedsTheSpare) {
   EXPECT_FALSE(check_memory_headroom(1 * kMiB, 0, true).ok());
 }
 
+// The keeper passes its dumped sockets through the exec only to a binary whose `check`
+// lists the feature (kept_sockets.h): an older one would leave them open and then fail
+// to restore the file's pairs onto their 4-tuples.
+TEST(PreflightFeatures, OnlyAListedFeatureCounts) {
+  const std::string with = "ok digest 12ab\nupgrade features: x/2 kept-sockets/1\n";
+  EXPECT_TRUE(check_output_lists(with, "kept-sockets/1"));
+  EXPECT_TRUE(check_output_lists(with, "x/2"));
+  EXPECT_FALSE(check_output_lists(with, "kept-sockets"));    // a prefix is not the token
+  EXPECT_FALSE(check_output_lists(with, "kept-sockets/2"));  // another layout
+  // A binary from before the feature prints only the digest.
+  EXPECT_FALSE(check_output_lists("ok digest 12ab\n", "kept-sockets/1"));
+  // Only on its own line, not inside other output.
+  EXPECT_FALSE(check_output_lists("warning: upgrade features: kept-sockets/1\n", "kept-sockets/1"));
+}
+
 }  // namespace
 }  // namespace seamless::proxy

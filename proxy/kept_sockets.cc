@@ -1,0 +1,170 @@
+#include "proxy/kept_sockets.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <set>
+
+namespace seamless::proxy {
+namespace {
+
+constexpr std::string_view kMagic = "seamless kept sockets 1\n";
+constexpr size_t kMaxEntryFds = 2;
+
+struct KeptFd {
+  int32_t fd = -1;
+  uint64_t inode = 0;
+};
+
+struct Entry {
+  std::string packet;  // encode_message of the pair's kAdopt
+  std::vector<KeptFd> fds;
+};
+
+template <typename T>
+void put(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof(value));
+}
+
+template <typename T>
+bool take(std::string_view& in, T* value) {
+  if (in.size() < sizeof(T)) return false;
+  std::memcpy(value, in.data(), sizeof(T));
+  in.remove_prefix(sizeof(T));
+  return true;
+}
+
+Result<uint64_t> socket_inode(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Error::from_errno("fstat fd " + std::to_string(fd));
+  if (!S_ISSOCK(st.st_mode)) return Error::logic("fd " + std::to_string(fd) + " is no socket");
+  return uint64_t(st.st_ino);
+}
+
+Status write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno("write kept sockets memfd");
+    bytes.remove_prefix(size_t(n));
+  }
+  return {};
+}
+
+Result<std::string> read_all(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Error::from_errno("fstat kept sockets memfd");
+  std::string bytes(size_t(st.st_size), '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {
+    // pread: the offset is where the writer left it, shared across the exec.
+    const ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done, off_t(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno("read kept sockets memfd");
+    if (n == 0) return Error::logic("kept sockets memfd: shorter than its size");
+    done += size_t(n);
+  }
+  return bytes;
+}
+
+Result<std::vector<Entry>> parse(std::string_view in) {
+  if (in.substr(0, kMagic.size()) != kMagic) {
+    return Error::logic("kept sockets memfd: not in the layout this binary reads");
+  }
+  in.remove_prefix(kMagic.size());
+  std::vector<Entry> entries;
+  while (!in.empty()) {
+    Entry e;
+    uint32_t length = 0;
+    uint32_t fd_count = 0;
+    if (!take(in, &length) || length > kMaxMessageBytes || in.size() < length) {
+      return Error::logic("kept sockets memfd: bad entry " + std::to_string(entries.size()));
+    }
+    e.packet = std::string(in.substr(0, length));
+    in.remove_prefix(length);
+    if (!take(in, &fd_count) || fd_count == 0 || fd_count > kMaxEntryFds) {
+      return Error::logic("kept sockets memfd: bad entry " + std::to_string(entries.size()));
+    }
+    for (uint32_t i = 0; i < fd_count; ++i) {
+      KeptFd kept;
+      if (!take(in, &kept.fd) || !take(in, &kept.inode) || kept.fd < 0) {
+        return Error::logic("kept sockets memfd: bad entry " + std::to_string(entries.size()));
+      }
+      e.fds.push_back(kept);
+    }
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+}  // namespace
+
+Result<UniqueFd> write_kept_sockets(const std::map<uint64_t, HeldPair>& pairs) {
+  std::string bytes(kMagic);
+  for (const auto& [id, pair] : pairs) {
+    const size_t fd_count = pair.backend ? 2 : 1;
+    Result<std::string> packet =
+        encode_message(make_message(MessageType::kAdopt, id, pair.record), fd_count);
+    if (!packet) return packet.error().context("pair " + std::to_string(id));
+    put(bytes, uint32_t(packet->size()));
+    bytes += *packet;
+    put(bytes, uint32_t(fd_count));
+    for (const UniqueFd* fd : {&pair.client, &pair.backend}) {
+      if (!*fd) continue;
+      Result<uint64_t> inode = socket_inode(fd->get());
+      if (!inode) return inode.error().context("pair " + std::to_string(id));
+      put(bytes, int32_t(fd->get()));
+      put(bytes, *inode);
+    }
+  }
+  UniqueFd memfd(::memfd_create("seamless-kept-sockets", 0));
+  if (!memfd) return Error::from_errno("memfd_create");
+  if (Status s = write_all(memfd.get(), bytes); !s) return s.error();
+  return memfd;
+}
+
+Result<KeptPairs> read_kept_sockets(int memfd) {
+  Result<std::string> bytes = read_all(memfd);
+  if (!bytes) return bytes.error();
+  Result<std::vector<Entry>> entries = parse(*bytes);
+  if (!entries) return entries.error();
+  std::vector<Message> messages;
+  for (const Entry& e : *entries) {
+    Result<Message> m = decode_message(e.packet);
+    if (!m) return m.error().context("kept sockets memfd");
+    if (m->type != MessageType::kAdopt || !m->record) {
+      return Error::logic("kept sockets memfd: pair " + std::to_string(m->pair_id) +
+                          " is no kAdopt with a record");
+    }
+    messages.push_back(std::move(*m));
+  }
+  // Every entry parsed: from here on fds are taken.
+  KeptPairs kept;
+  std::set<int> taken;
+  for (size_t i = 0; i < entries->size(); ++i) {
+    Message& m = messages[i];
+    std::vector<UniqueFd> fds;
+    bool all_match = true;
+    for (const KeptFd& f : (*entries)[i].fds) {
+      Result<uint64_t> inode = socket_inode(f.fd);
+      if (!inode || *inode != f.inode || !taken.insert(f.fd).second) {
+        all_match = false;
+        continue;
+      }
+      ::fcntl(f.fd, F_SETFD, FD_CLOEXEC);
+      fds.emplace_back(f.fd);
+    }
+    if (!all_match) {
+      kept.unmatched.push_back(m.pair_id);
+      continue;  // the matching fds close here
+    }
+    m.fds = std::move(fds);
+    kept.pairs.push_back(std::move(m));
+  }
+  return kept;
+}
+
+}  // namespace seamless::proxy
