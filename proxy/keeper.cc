@@ -223,7 +223,7 @@ int Keeper::run() {
   std::string restore = inherited_.handoff_path;
   if (inherited_.kept_sockets) {
     crash_here_once_for_tests("SEAMLESS_TEST_CRASH_AFTER_EXEC");
-    restore = take_kept_sockets(restore);
+    restore = find_kept_sockets(restore);
   }
   restoring_path_ = restore;
   if (inherited_.successor_pid > 0) {

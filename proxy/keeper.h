@@ -32,6 +32,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -173,12 +174,16 @@ class Keeper : public CtlHandler {
   // kernel's counters, ready for a new worker to adopt.
   Status trim_for_adoption(repair::Sys& sys, HeldPair& pair);
   void exec_new_image(const std::string& handoff_path);
-  // After the exec, when the old image kept the dumped sockets (kept_sockets.h): they
-  // leave repair mode, their flows are unlocked, and they are held again as before the
-  // exec, for the worker to adopt live. Returns the file to restore what was not kept
-  // (a socket that is not the one named), or "" when nothing is (the file is removed:
-  // never restore from it while the originals live).
-  std::string take_kept_sockets(const std::string& handoff_path);
+  // After the exec, when the old image kept the dumped sockets (kept_sockets.h): finds
+  // which inherited fd is which (kept_pairs_). Returns the file to restore what was not
+  // kept (a socket that is not the one named), or "" when nothing is: the file is then
+  // removed once every kept pair is taken (never restore from it while the originals
+  // live).
+  std::string find_kept_sockets(const std::string& handoff_path);
+  // Takes the kept pairs in batches: out of repair mode, unlocked, held again, each
+  // then passed to `adopt`.
+  void take_kept_pairs(const std::function<void(uint64_t id, HeldPair& pair)>& adopt);
+  static constexpr size_t kKeptPairsBatch = 256;
   // The upgrade's worker, started from the checked binary before the quiesce so that
   // its start (exec, libraries, config) is off the clients' stall; after the exec the
   // new image hands it the file at once (adopt_successor). Optional: without it the
@@ -242,6 +247,10 @@ class Keeper : public CtlHandler {
   std::chrono::steady_clock::time_point last_fd_cap_log_{};
   std::unique_ptr<WorkerChild> worker_;
   std::string restoring_path_;  // the file the current worker restores, until kReady
+  // After an upgrade's exec: the kept sockets' pairs, still in repair mode and locked
+  // until take_kept_pairs(); and the file it removes then, if nothing else needs it.
+  std::vector<Message> kept_pairs_;
+  std::string kept_handoff_file_;
   std::optional<UniqueFd> upgrade_binary_;  // preflighted, while an upgrade runs
   bool upgrade_keeps_sockets_ = false;      // it takes the dumped sockets (kept_sockets.h)
   std::unique_ptr<WorkerChild> successor_;   // started from it, idle until after the exec

@@ -169,6 +169,18 @@ Status Keeper::trim_for_adoption(repair::Sys& sys, HeldPair& pair) {
 void Keeper::hand_pairs_to_worker(bool trim_overhangs, const std::string& restore_path) {
   if (trim_overhangs) settle_closed_pairs();
   repair::Sys sys;
+  bool channel_failed = false;
+  auto send_adopt = [&](uint64_t id, const HeldPair& pair) {
+    if (channel_failed) return false;
+    int fds[2] = {pair.client.get(), pair.backend.get()};
+    Status s = worker_->channel.send(make_message(MessageType::kAdopt, id, pair.record),
+                                     std::span<const int>(fds, pair.backend ? 2 : 1));
+    if (!s) {
+      log_->error("keeper: handing pairs to worker {}: {}", worker_->pid, s.error().message);
+      channel_failed = true;
+    }
+    return s.ok();
+  };
   for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
     auto& [id, pair] = *it;
     if (trim_overhangs) {
@@ -181,15 +193,12 @@ void Keeper::hand_pairs_to_worker(bool trim_overhangs, const std::string& restor
         continue;
       }
     }
-    int fds[2] = {pair.client.get(), pair.backend.get()};
-    Status s = worker_->channel.send(make_message(MessageType::kAdopt, id, pair.record),
-                                     std::span<const int>(fds, pair.backend ? 2 : 1));
-    if (!s) {
-      log_->error("keeper: handing pairs to worker {}: {}", worker_->pid, s.error().message);
-      break;
-    }
+    if (!send_adopt(id, pair)) break;
     ++it;
   }
+  // After an upgrade's exec: the kept pairs, a batch at a time, so that the worker
+  // adopts one batch while the next leaves repair mode and is unlocked.
+  take_kept_pairs([&](uint64_t id, HeldPair& pair) { (void)send_adopt(id, pair); });
   (void)worker_->channel.send(
       make_message(MessageType::kAdoptEnd, 0, std::nullopt, restore_path));
   unsent_clients_.clear();  // they were among the kAdopt
@@ -605,8 +614,7 @@ std::vector<int> sockets_in_repair_mode() {
 
 }  // namespace
 
-std::string Keeper::take_kept_sockets(const std::string& handoff_path) {
-  const auto started = Clock::now();
+std::string Keeper::find_kept_sockets(const std::string& handoff_path) {
   const UniqueFd memfd = std::move(inherited_.kept_sockets);
   Result<KeptPairs> kept = read_kept_sockets(memfd.get());
   if (!kept) {
@@ -618,39 +626,69 @@ std::string Keeper::take_kept_sockets(const std::string& handoff_path) {
                 kept.error().message, dumped.size(), handoff_path);
     return handoff_path;
   }
+  kept_pairs_ = std::move(kept->pairs);
+  log_->info("keeper: {} pairs' sockets came through the exec; {} pairs to restore from the file",
+             kept_pairs_.size(), kept->unmatched.size());
+  if (!kept->unmatched.empty()) return handoff_path;
+  kept_handoff_file_ = handoff_path;  // removed once every kept pair is taken
+  return "";
+}
+
+void Keeper::take_kept_pairs(const std::function<void(uint64_t id, HeldPair& pair)>& adopt) {
+  if (kept_pairs_.empty() && kept_handoff_file_.empty()) return;
+  const auto started = Clock::now();
+  std::chrono::nanoseconds unlocking{0};
   repair::Sys sys;
-  std::vector<repair::Flow> flows;
-  for (const Message& m : kept->pairs) {
-    for (const UniqueFd& fd : m.fds) {
-      if (Result<repair::Flow> flow = repair::flow_of_socket(sys, fd.get()); flow) {
-        flows.push_back(*flow);
+  std::vector<Message> kept = std::move(kept_pairs_);
+  size_t flow_count = 0;
+  // Each batch's unlock releases that batch's held packets only: releasing them all
+  // would queue every other batch's packets again, batch after batch.
+  if (hold_) lock_.release_on_unlock(&*hold_, repair::ReleaseOnUnlock::kTheirPackets);
+  for (size_t first = 0; first < kept.size(); first += kKeptPairsBatch) {
+    const std::span<Message> batch(kept.data() + first,
+                                   std::min(kKeptPairsBatch, kept.size() - first));
+    std::vector<repair::Flow> flows;
+    for (const Message& m : batch) {
+      for (const UniqueFd& fd : m.fds) {
+        if (Result<repair::Flow> flow = repair::flow_of_socket(sys, fd.get()); flow) {
+          flows.push_back(*flow);
+        }
+        // Out of repair mode before the unlock: a socket still in it could take the
+        // peer's packets with its send queue selected for repair (TCP_REPAIR.md).
+        // Without the window probe, whose answer would meet the lock.
+        int off = TCP_REPAIR_OFF_NO_WP;
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
       }
-      // Out of repair mode before the unlock: a socket still in it could take the
-      // peer's packets with its send queue selected for repair (TCP_REPAIR.md).
-      // Without the window probe, whose answer would meet the lock.
-      int off = TCP_REPAIR_OFF_NO_WP;
-      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+    }
+    const auto unlock_started = Clock::now();
+    if (Status s = lock_.unlock(flows); !s) log_->error("keeper: {}", s.error().message);
+    unlocking += Clock::now() - unlock_started;
+    flow_count += flows.size();
+    for (Message& m : batch) {
+      const uint64_t id = m.pair_id;
+      if (Status s = pairs_.apply(m); !s) {
+        log_->error("keeper: {}", s.error().message);
+        continue;
+      }
+      adopt(id, pairs_.pairs().at(id));
     }
   }
-  const auto unlock_started = Clock::now();
-  if (Status s = lock_.unlock(flows); !s) log_->error("keeper: {}", s.error().message);
-  const size_t kept_pairs = kept->pairs.size();
-  for (Message& m : kept->pairs) {
-    if (Status s = pairs_.apply(m); !s) log_->error("keeper: {}", s.error().message);
+  if (hold_) {
+    lock_.release_on_unlock(&*hold_, repair::ReleaseOnUnlock::kAllPackets);
+    if (Result<repair::ReleaseCounts> r = hold_->release_all(); !r) {
+      log_->error("keeper: {}", r.error().message);
+    }
   }
-  metrics_.record_handoff_connections(metrics::HandoffConnectionResult::kRestored, kept_pairs);
-  const bool file_needed = !kept->unmatched.empty();
-  if (!file_needed)
-    metrics_.observe_phase(metrics::HandoffPhase::kUnlock, Clock::now() - unlock_started);
+  metrics_.record_handoff_connections(metrics::HandoffConnectionResult::kRestored, kept.size());
   log_->info(
       "keeper: took {} pairs' sockets through the exec: out of repair mode, {} flows "
-      "unlocked in {} ms; {} pairs to restore from the file",
-      kept_pairs, flows.size(),
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
-      kept->unmatched.size());
-  if (file_needed) return handoff_path;
-  if (Status s = repair::remove_handoff_file(handoff_path); !s) log_->warn("{}", s.error().message);
-  return "";
+      "unlocked, handed over in {} ms",
+      kept.size(), flow_count,
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+  if (kept_handoff_file_.empty()) return;  // the worker restores the rest and reports it
+  metrics_.observe_phase(metrics::HandoffPhase::kUnlock, unlocking);
+  const std::string path = std::exchange(kept_handoff_file_, std::string());
+  if (Status s = repair::remove_handoff_file(path); !s) log_->warn("{}", s.error().message);
 }
 
 void Keeper::restore_done() {

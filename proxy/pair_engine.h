@@ -53,6 +53,9 @@ class PairEngine {
 
   // Stops every pair where it stands and hands it on: poll handles closed, fds open.
   std::vector<DetachedPair> detach_all();
+  // Every pair's record, in id order, with every handle left as it is: for a worker
+  // whose process ends right after (WorkerOptions::leave_after_quiesce).
+  std::vector<repair::PairRecord> records();
 
   // Ends every pair with FIN both ways (drain timeout).
   void close_all_gracefully(CloseReason reason);

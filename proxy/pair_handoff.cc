@@ -45,6 +45,13 @@ std::vector<DetachedPair> PairEngine::detach_all() {
   return out;
 }
 
+std::vector<repair::PairRecord> PairEngine::records() {
+  std::vector<repair::PairRecord> out;
+  out.reserve(pairs_.size());
+  for (const uint64_t id : pairs_.ids()) out.push_back(to_record(*pairs_.find(id)));
+  return out;
+}
+
 Status PairEngine::adopt(ServiceRuntime& service, DetachedPair detached) {
   const uint64_t id = detached.record.id;
   if (id != 0 && pairs_.find(id) != nullptr) {

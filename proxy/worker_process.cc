@@ -280,6 +280,17 @@ int serve(const config::Config& config, ControlChannel& channel,
   options.handle_signals = false;  // the keeper owns the signals and tells us
   options.on_stop = [&watch] { watch.poll.close(nullptr); };
   options.ready_when_running = false;  // announce_ready()
+  options.leave_after_quiesce = [&link, &log](std::vector<repair::PairRecord> records) {
+    for (const repair::PairRecord& r : records) {
+      link.send(make_message(MessageType::kPairRecord, r.id, r));
+    }
+    link.send(make_message(MessageType::kQuiesced));
+    // The keeper acts on our exit, and every client is stalled until it has: leave now.
+    // A graceful stop of the /metrics server alone takes 10-200 ms (civetweb polls for
+    // its threads); the kernel closes every fd and frees every page the same either way.
+    log->flush();
+    std::_Exit(link.broken() ? kExitRuntimeError : 0);
+  };
   const std::unique_ptr<KillBetweenSendAndDiscard> fault = KillBetweenSendAndDiscard::from_environment();
   options.ops = fault.get();
   Result<std::unique_ptr<Worker>> worker = Worker::create(config, metrics, log, link, options);
@@ -309,21 +320,9 @@ int serve(const config::Config& config, ControlChannel& channel,
     uv_poll_start(watch.poll.get(), UV_READABLE | UV_DISCONNECT, &on_control);
   }
   if (!workers_silent_for_test()) link.send(make_message(MessageType::kStarted));
-  const int rc = (*worker)->run();
-  if (!(*worker)->quiesced()) {
-    server.reset();
-    return rc;
-  }
-  std::vector<DetachedPair> detached = (*worker)->take_pairs();
-  for (const DetachedPair& p : detached) {
-    link.send(make_message(MessageType::kPairRecord, p.record.id, p.record));
-  }
-  link.send(make_message(MessageType::kQuiesced));
-  // The keeper acts on our exit, and every client is stalled until it has: leave now.
-  // A graceful stop of the /metrics server alone takes 10-200 ms (civetweb polls for
-  // its threads); the kernel closes every fd and frees every page the same either way.
-  log->flush();
-  std::_Exit(link.broken() ? kExitRuntimeError : 0);
+  const int rc = (*worker)->run();  // a quiesce does not return (leave_after_quiesce)
+  server.reset();
+  return rc;
 }
 
 }  // namespace

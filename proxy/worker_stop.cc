@@ -77,8 +77,13 @@ void Worker::quiesce() {
     if (listener) listener->stop();
   }
   stop_checks();
-  detached_ = engine_->detach_all();
   quiesced_ = true;
+  if (options_.leave_after_quiesce) {
+    std::vector<repair::PairRecord> records = engine_->records();
+    log_->info("quiesced: handing over {} pairs", records.size());
+    options_.leave_after_quiesce(std::move(records));
+  }
+  detached_ = engine_->detach_all();
   log_->info("quiesced: handing over {} pairs", detached_.size());
   finish();
 }
