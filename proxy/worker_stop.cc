@@ -78,7 +78,7 @@ void Worker::quiesce() {
   }
   stop_checks();
   quiesced_ = true;
-  if (options_.leave_after_quiesce) {
+  if (options_.leave_after_quiesce) {  // does not return
     std::vector<repair::PairRecord> records = engine_->records();
     log_->info("quiesced: handing over {} pairs", records.size());
     options_.leave_after_quiesce(std::move(records));
