@@ -28,6 +28,7 @@ bool workers_silent_for_test();
 // SEAMLESS_TEST_CRASH_ONCE: a restoring worker, right after the keeper took a batch.
 // SEAMLESS_TEST_CRASH_ON_CLIENT: on a client from the keeper, before anything (its
 // connect) is done with it.
+// SEAMLESS_TEST_CRASH_ON_ADOPT: a worker, on the first live pair the keeper hands it.
 // SEAMLESS_TEST_CRASH_AFTER_EXEC: an upgrade's new keeper, before it takes the kept
 // sockets (kept_sockets.h) out of repair mode.
 void crash_here_once_for_tests(const char* name);

@@ -124,6 +124,7 @@ void announce_ready(ControlWatch& watch, const std::string& summary) {
 }
 
 void adopt_from_keeper(ControlWatch& watch, Message& message) {
+  crash_here_once_for_tests("SEAMLESS_TEST_CRASH_ON_ADOPT");
   if (!watch.adopting || !message.record || message.fds.empty()) {
     watch.log->error("control channel: an unexpected {} for pair {}", to_string(message.type),
                      message.pair_id);

@@ -258,6 +258,29 @@ TEST_F(ProxyKeeperTest, WorkerKilledWhileRestoringIsReplacedAndNoStreamNotices) 
   EXPECT_EQ(echo->resets(), 0u);
 }
 
+// After the exec the new keeper hands the kept pairs to its worker; one that dies on
+// the first of them is replaced like any crashed worker (the keeper trims and hands
+// every pair to the next), and the upgrade still completes as one.
+TEST_F(ProxyKeeperTest, WorkerKilledWhileAdoptingTheKeptPairsIsReplacedAndNoStreamNotices) {
+  auto echo = backend(7101);
+  const std::string trigger = "/tmp/seamless-crash-on-adopt-" + std::to_string(::getpid());
+  start_copy(config_yaml(ServiceSpec{}), "env SEAMLESS_TEST_CRASH_ON_ADOPT=" + trigger);
+  open_streams(20);
+  std::ofstream(trigger) << "";
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
+  EXPECT_FALSE(std::filesystem::exists(trigger));
+  EXPECT_NE(proxy->log().find("took 20 pairs' sockets through the exec"), std::string::npos)
+      << proxy->log();
+  EXPECT_NE(proxy->log().find("while serving 20 pairs: restarting it"), std::string::npos)
+      << proxy->log();
+  ASSERT_TRUE(streams_advance(256 * 1024));
+  EXPECT_EQ(echo->resets(), 0u);
+  const std::string m = metrics();
+  EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"upgrade\",result=\"success\"}"), 1) << m;
+  EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"crash\",result=\"success\"}"), 0) << m;
+}
+
 // Prometheus counters of the service, which must never go backwards (rate() would
 // read a reset).
 std::vector<double> service_counters(const std::string& m) {
