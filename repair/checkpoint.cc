@@ -207,7 +207,12 @@ Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pai
   flows.reserve(pairs.size() * 2);
   for (const LivePair& p : pairs) {
     for (int fd : {p.client_fd, p.backend_fd}) {
-      if (fd < 0 || closed(sys, fd) || (fd == p.backend_fd && still_connecting(sys, fd))) {
+      if (fd < 0) continue;
+      // A closed leg, or a backend still connecting, has no flow to lock (one TCP_INFO
+      // a socket: this runs inside the clients' stall, for every socket).
+      TcpInfo info;
+      if (sys.tcp_info(fd, &info) == 0 &&
+          (info.state == kClose || (fd == p.backend_fd && info.state == kSynSent))) {
         continue;
       }
       auto flow = flow_of_socket(sys, fd);
