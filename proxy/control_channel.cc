@@ -31,7 +31,7 @@ constexpr int kSendTimeoutMs = 5000;
 
 bool known_type(uint8_t t) {
   return (t >= static_cast<uint8_t>(MessageType::kClientAccepted) &&
-          t <= static_cast<uint8_t>(MessageType::kStarted)) ||
+          t <= static_cast<uint8_t>(MessageType::kPairRecords)) ||
          (t >= static_cast<uint8_t>(MessageType::kQuiesce) &&
           t <= static_cast<uint8_t>(MessageType::kAck));
 }
@@ -53,6 +53,8 @@ const char* to_string(MessageType type) {
     case MessageType::kQuiesce: return "quiesce";
     case MessageType::kDrain: return "drain";
     case MessageType::kAdopt: return "adopt";
+    case MessageType::kPairRecords:
+      return "pair-records";
     case MessageType::kAdoptEnd: return "adopt-end";
     case MessageType::kAck: return "ack";
   }
@@ -75,6 +77,17 @@ Result<std::string> encode_message(const Message& message, size_t fd_count) {
         repair::handoff::encode_record(metadata_only(*message.record));
     if (!encoded) return encoded.error().context("control message");
     record = std::move(*encoded);
+  }
+  // kPairRecords: each record behind its 32-bit length, where a single record would be.
+  if (message.records.size() > kMaxBatchRecords) {
+    return Error::logic("control message: too many records");
+  }
+  for (const repair::PairRecord& r : message.records) {
+    Result<std::string> encoded = repair::handoff::encode_record(metadata_only(r));
+    if (!encoded) return encoded.error().context("control message");
+    const auto length = static_cast<uint32_t>(encoded->size());
+    record.append(reinterpret_cast<const char*>(&length), sizeof(length));
+    record += *encoded;
   }
   Header h{};
   h.magic = kMagic;
@@ -111,8 +124,24 @@ Result<Message> decode_message(std::string_view packet) {
   Message m;
   m.type = static_cast<MessageType>(h.type);
   m.pair_id = h.pair_id;
-  const std::string_view record = packet.substr(sizeof(h), h.record_len);
-  if (h.has_record != 0) {
+  std::string_view record = packet.substr(sizeof(h), h.record_len);
+  if (m.type == MessageType::kPairRecords) {
+    while (!record.empty()) {
+      uint32_t length = 0;
+      if (record.size() < sizeof(length)) return Error::logic("control message: short record");
+      std::memcpy(&length, record.data(), sizeof(length));
+      record.remove_prefix(sizeof(length));
+      if (length > record.size() || m.records.size() == kMaxBatchRecords) {
+        return Error::logic("control message: bad record batch");
+      }
+      Result<repair::handoff::DecodedRecord> decoded =
+          repair::handoff::decode_record(record.substr(0, length));
+      if (!decoded) return decoded.error().context("control message");
+      if (decoded->data_len != 0) return Error::logic("control message: record carries payload");
+      m.records.push_back(std::move(decoded->record));
+      record.remove_prefix(length);
+    }
+  } else if (h.has_record != 0) {
     Result<repair::handoff::DecodedRecord> decoded = repair::handoff::decode_record(record);
     if (!decoded) return decoded.error().context("control message");
     if (decoded->data_len != 0) return Error::logic("control message: record carries payload");

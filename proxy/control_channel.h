@@ -6,7 +6,9 @@
 // Worker -> keeper, in the order things happen to a pair:
 //   kBackendConnected id, record, backend fd   the connect completed
 //   kPairClosed      id                        finished or aborted: drop the duplicates
-//   kPairRecord      id, record                the latest record (sent while quiescing)
+//   kPairRecord      id, record                the latest record (sent while restoring)
+//   kPairRecords     records                   the latest records of many pairs (sent
+//                                              while quiescing: one message per batch)
 //   kQuiesced                                  every kPairRecord is sent; exiting 0
 //   kRestored        id, record, client (+backend) fd, still in repair mode (§4 step 7)
 //   kSync                                      asks for kAck once all of the above applied
@@ -49,6 +51,7 @@ enum class MessageType : uint8_t {
   kReady = 8,
   kRestoreFailed = 9,
   kStarted = 10,  // the worker's loop is about to run
+  kPairRecords = 11,
   kQuiesce = 20,
   kDrain = 21,
   kAdopt = 22,
@@ -62,6 +65,7 @@ struct Message {
   MessageType type = MessageType::kSync;
   uint64_t pair_id = 0;
   std::optional<repair::PairRecord> record;  // metadata only: images and payload dropped
+  std::vector<repair::PairRecord> records;   // kPairRecords, likewise
   std::string text;                          // kReady / kRestoreFailed / kAdoptEnd
   std::vector<UniqueFd> fds;                 // received fds (sending takes borrowed ones)
 };
@@ -80,6 +84,9 @@ inline Message make_message(MessageType type, uint64_t pair_id = 0,
 inline constexpr size_t kMaxFds = 2;
 // A record without images is a few hundred bytes; this bounds a hostile or broken peer.
 inline constexpr size_t kMaxMessageBytes = 64 * 1024;
+// Records in one kPairRecords: well inside kMaxMessageBytes (a record's strings are a
+// service name, a backend address and at most one PROXY header).
+inline constexpr size_t kMaxBatchRecords = 64;
 
 // The record as the channel carries it: no socket images, no unread payload.
 repair::PairRecord metadata_only(repair::PairRecord record);

@@ -44,6 +44,21 @@ Status HeldPairs::apply(Message& m) {
       it->second.backend = std::move(m.fds[0]);
       it->second.record = std::move(*m.record);
       return {};
+    case MessageType::kPairRecords: {
+      // Each record on its own: one for an unknown id is reported, the others apply.
+      std::string unknown;
+      for (repair::PairRecord& r : m.records) {
+        auto pair = pairs_.find(r.id);
+        if (pair == pairs_.end()) {
+          unknown += (unknown.empty() ? "" : ", ") + std::to_string(r.id);
+          continue;
+        }
+        pair->second.record = std::move(r);
+        pair->second.rebased = true;
+      }
+      if (unknown.empty()) return {};
+      return Error::logic("control channel: pair-records for unknown pairs " + unknown);
+    }
     case MessageType::kPairRecord:
       if (!m.record) return contradiction(m, "no record");
       if (it == pairs_.end()) return contradiction(m, "unknown id");

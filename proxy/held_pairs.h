@@ -35,10 +35,11 @@ class HeldPairs {
   // it cannot meet a pair a worker restored or still knows.
   uint64_t next_id() const { return next_id_; }
 
-  // Applies a pair message (kBackendConnected, kPairClosed, kPairRecord, kRestored,
+  // Applies a pair message (kBackendConnected, kPairClosed, kPairRecord(s), kRestored,
   // kAdopt); other types are not the worker's to send about pairs and are ignored.
   // Consumes the message's fds. An error names a message that contradicts the table
-  // (its fds are closed; the table is unchanged).
+  // (its fds are closed; the table is unchanged, but for the known pairs of a
+  // kPairRecords).
   Status apply(Message& message);
 
   // Every pair, ordered by id, as the checkpoint borrows them.

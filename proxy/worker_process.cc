@@ -282,8 +282,14 @@ int serve(const config::Config& config, ControlChannel& channel,
   options.on_stop = [&watch] { watch.poll.close(nullptr); };
   options.ready_when_running = false;  // announce_ready()
   options.leave_after_quiesce = [&link, &log](std::vector<repair::PairRecord> records) {
-    for (const repair::PairRecord& r : records) {
-      link.send(make_message(MessageType::kPairRecord, r.id, r));
+    // A message per batch: one per pair took ~10 us each on both sides, all of it
+    // inside the clients' stall (50 ms at 5,000 pairs).
+    for (size_t first = 0; first < records.size(); first += kMaxBatchRecords) {
+      Message batch = make_message(MessageType::kPairRecords);
+      const size_t end = std::min(records.size(), first + kMaxBatchRecords);
+      batch.records.assign(std::make_move_iterator(records.begin() + first),
+                           std::make_move_iterator(records.begin() + end));
+      link.send(batch);
     }
     link.send(make_message(MessageType::kQuiesced));
     // The keeper acts on our exit, and every client is stalled until it has: leave now.

@@ -72,6 +72,34 @@ TEST(ProxyControlChannel, HostilePacketsAreRefused) {
   EXPECT_FALSE(encode_message(make_message(MessageType::kSync), kMaxFds + 1).ok());
 }
 
+// The quiescing worker's records travel many to a message (kPairRecords): each comes
+// back as it went, metadata only; a batch larger than kMaxBatchRecords is refused both
+// ways, and a batch cut anywhere is refused or decodes, never crashes.
+TEST(ProxyControlChannel, ABatchOfRecordsTravelsInOneMessage) {
+  Message batch = make_message(MessageType::kPairRecords);
+  for (uint64_t id = 1; id <= kMaxBatchRecords; ++id) batch.records.push_back(sample_record(id));
+  batch.records[5].client_unread = "payload stays out";
+  Result<std::string> packet = encode_message(batch, 0);
+  ASSERT_TRUE(packet.ok()) << packet.error().message;
+  EXPECT_LE(packet->size(), kMaxMessageBytes);
+  Result<Message> back = decode_message(*packet);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->type, MessageType::kPairRecords);
+  EXPECT_FALSE(back->record.has_value());
+  ASSERT_EQ(back->records.size(), size_t{kMaxBatchRecords});
+  for (size_t i = 0; i < back->records.size(); ++i) {
+    EXPECT_EQ(back->records[i], metadata_only(batch.records[i])) << i;
+  }
+  batch.records.push_back(sample_record(99));
+  EXPECT_FALSE(encode_message(batch, 0).ok());
+  for (size_t i = sizeof(uint64_t) * 3; i < packet->size(); i += 7) {
+    (void)decode_message(packet->substr(0, i));
+    std::string flipped = *packet;
+    flipped[i] ^= 0x5a;
+    (void)decode_message(flipped);
+  }
+}
+
 TEST(ProxyControlChannel, FdsTravelWithTheirMessageAndArriveCloseOnExec) {
   auto pair = ControlChannel::make_pair();
   ASSERT_TRUE(pair.ok());
@@ -173,6 +201,26 @@ TEST(ProxyHeldPairs, FollowAPairsLifeFromItsMessages) {
   ASSERT_TRUE(held.apply(closed).ok());
   EXPECT_EQ(held.size(), 1u);
   EXPECT_EQ(held.fd_count(), 2u);
+}
+
+TEST(ProxyHeldPairs, ABatchOfRecordsUpdatesEveryKnownPairAndNamesTheUnknown) {
+  HeldPairs held;
+  for (uint64_t id : {1, 2}) {
+    Message adopted = with_fds(make_message(MessageType::kAdopt, id, sample_record(id)), 2);
+    ASSERT_TRUE(held.apply(adopted).ok());
+  }
+  Message batch = make_message(MessageType::kPairRecords);
+  for (uint64_t id : {1, 9, 2}) {
+    batch.records.push_back(sample_record(id));
+    batch.records.back().bytes_backend_to_client = 100 + id;
+  }
+  const Status applied = held.apply(batch);
+  ASSERT_FALSE(applied.ok());
+  EXPECT_NE(applied.error().message.find("unknown pairs 9"), std::string::npos)
+      << applied.error().message;
+  EXPECT_EQ(held.pairs().at(1).record.bytes_backend_to_client, 101u);
+  EXPECT_EQ(held.pairs().at(2).record.bytes_backend_to_client, 102u);
+  EXPECT_EQ(held.size(), 2u);
 }
 
 TEST(ProxyHeldPairs, AcceptedClientsGetIdsAboveEveryIdSeen) {
