@@ -33,7 +33,7 @@ bool known_type(uint8_t t) {
   return (t >= static_cast<uint8_t>(MessageType::kClientAccepted) &&
           t <= static_cast<uint8_t>(MessageType::kPairRecords)) ||
          (t >= static_cast<uint8_t>(MessageType::kQuiesce) &&
-          t <= static_cast<uint8_t>(MessageType::kAck));
+          t <= static_cast<uint8_t>(MessageType::kAdoptBatch));
 }
 
 }  // namespace
@@ -57,6 +57,8 @@ const char* to_string(MessageType type) {
       return "pair-records";
     case MessageType::kAdoptEnd: return "adopt-end";
     case MessageType::kAck: return "ack";
+    case MessageType::kAdoptBatch:
+      return "adopt-batch";
   }
   return "unknown";
 }
@@ -78,16 +80,33 @@ Result<std::string> encode_message(const Message& message, size_t fd_count) {
     if (!encoded) return encoded.error().context("control message");
     record = std::move(*encoded);
   }
-  // kPairRecords: each record behind its 32-bit length, where a single record would be.
+  // A batch: each record behind its 32-bit length and its 8-bit fd count, where a
+  // single record would be.
   if (message.records.size() > kMaxBatchRecords) {
     return Error::logic("control message: too many records");
   }
-  for (const repair::PairRecord& r : message.records) {
-    Result<std::string> encoded = repair::handoff::encode_record(metadata_only(r));
+  const bool owns_fds = message.type == MessageType::kAdoptBatch;
+  if (owns_fds ? message.record_fds.size() != message.records.size()
+               : !message.record_fds.empty()) {
+    return Error::logic("control message: fd counts do not match the records");
+  }
+  size_t counted_fds = 0;
+  for (size_t i = 0; i < message.records.size(); ++i) {
+    Result<std::string> encoded = repair::handoff::encode_record(metadata_only(message.records[i]));
     if (!encoded) return encoded.error().context("control message");
     const auto length = static_cast<uint32_t>(encoded->size());
+    const uint8_t fds = owns_fds ? message.record_fds[i] : 0;
+    if (owns_fds && (fds == 0 || fds > 2)) {
+      return Error::logic("control message: a pair owns 1 or 2 fds");
+    }
+    counted_fds += fds;
     record.append(reinterpret_cast<const char*>(&length), sizeof(length));
+    record.push_back(static_cast<char>(fds));
     record += *encoded;
+  }
+  if (owns_fds && counted_fds != fd_count) {
+    return Error::logic("control message: the records own " + std::to_string(counted_fds) +
+                        " fds, the message carries " + std::to_string(fd_count));
   }
   Header h{};
   h.magic = kMagic;
@@ -125,14 +144,23 @@ Result<Message> decode_message(std::string_view packet) {
   m.type = static_cast<MessageType>(h.type);
   m.pair_id = h.pair_id;
   std::string_view record = packet.substr(sizeof(h), h.record_len);
-  if (m.type == MessageType::kPairRecords) {
+  if (m.type == MessageType::kPairRecords || m.type == MessageType::kAdoptBatch) {
+    size_t counted_fds = 0;
     while (!record.empty()) {
       uint32_t length = 0;
-      if (record.size() < sizeof(length)) return Error::logic("control message: short record");
+      if (record.size() < sizeof(length) + 1) return Error::logic("control message: short record");
       std::memcpy(&length, record.data(), sizeof(length));
-      record.remove_prefix(sizeof(length));
+      const auto fds = static_cast<uint8_t>(record[sizeof(length)]);
+      record.remove_prefix(sizeof(length) + 1);
       if (length > record.size() || m.records.size() == kMaxBatchRecords) {
         return Error::logic("control message: bad record batch");
+      }
+      if (m.type == MessageType::kAdoptBatch) {
+        if (fds == 0 || fds > 2) return Error::logic("control message: a pair owns 1 or 2 fds");
+        m.record_fds.push_back(fds);
+        counted_fds += fds;
+      } else if (fds != 0) {
+        return Error::logic("control message: a record without fds owns some");
       }
       Result<repair::handoff::DecodedRecord> decoded =
           repair::handoff::decode_record(record.substr(0, length));
@@ -140,6 +168,10 @@ Result<Message> decode_message(std::string_view packet) {
       if (decoded->data_len != 0) return Error::logic("control message: record carries payload");
       m.records.push_back(std::move(decoded->record));
       record.remove_prefix(length);
+    }
+    if (counted_fds != h.fd_count) {
+      return Error::logic("control message: the records own " + std::to_string(counted_fds) +
+                          " fds, the header says " + std::to_string(h.fd_count));
     }
   } else if (h.has_record != 0) {
     Result<repair::handoff::DecodedRecord> decoded = repair::handoff::decode_record(record);

@@ -18,7 +18,11 @@
 //   kClientAccepted  id, record, client fd     the keeper accepted it (and holds it): serve
 //                                              it, or answer kPairClosed to turn it away
 //   kQuiesce / kDrain                          stop for a handoff / for SIGTERM
-//   kAdopt           id, record, fds           a live pair for a new worker (reload)
+//   kAdopt           id, record, fds           a live pair for a new worker (the
+//                                              kept-sockets memfd's entries; a worker
+//                                              also takes it on the channel)
+//   kAdoptBatch      records, fds              live pairs for a new worker, each record
+//                                              followed by its fds (record_fds)
 //   kAdoptEnd        text                      no more kAdopt; restore the handoff
 //                                              file `text` names (if any), then serve
 //   kAck                                       answers kSync
@@ -57,6 +61,7 @@ enum class MessageType : uint8_t {
   kAdopt = 22,
   kAdoptEnd = 23,
   kAck = 24,
+  kAdoptBatch = 25,
 };
 
 const char* to_string(MessageType type);
@@ -65,7 +70,8 @@ struct Message {
   MessageType type = MessageType::kSync;
   uint64_t pair_id = 0;
   std::optional<repair::PairRecord> record;  // metadata only: images and payload dropped
-  std::vector<repair::PairRecord> records;   // kPairRecords, likewise
+  std::vector<repair::PairRecord> records;   // kPairRecords, kAdoptBatch: likewise
+  std::vector<uint8_t> record_fds;           // kAdoptBatch: how many of `fds` each record owns
   std::string text;                          // kReady / kRestoreFailed / kAdoptEnd
   std::vector<UniqueFd> fds;                 // received fds (sending takes borrowed ones)
 };
@@ -81,12 +87,13 @@ inline Message make_message(MessageType type, uint64_t pair_id = 0,
   return m;
 }
 
-inline constexpr size_t kMaxFds = 2;
 // A record without images is a few hundred bytes; this bounds a hostile or broken peer.
 inline constexpr size_t kMaxMessageBytes = 64 * 1024;
-// Records in one kPairRecords: well inside kMaxMessageBytes (a record's strings are a
-// service name, a backend address and at most one PROXY header).
+// Records in one kPairRecords or kAdoptBatch: well inside kMaxMessageBytes (a record's
+// strings are a service name, a backend address and at most one PROXY header).
 inline constexpr size_t kMaxBatchRecords = 64;
+// A pair has at most two sockets; a batch's stay below the kernel's SCM_MAX_FD (253).
+inline constexpr size_t kMaxFds = 2 * kMaxBatchRecords;
 
 // The record as the channel carries it: no socket images, no unread payload.
 repair::PairRecord metadata_only(repair::PairRecord record);

@@ -180,10 +180,9 @@ class Keeper : public CtlHandler {
   // removed once every kept pair is taken (never restore from it while the originals
   // live).
   std::string find_kept_sockets(const std::string& handoff_path);
-  // Takes the kept pairs in batches: out of repair mode, unlocked, held again, each
-  // then passed to `adopt`.
-  void take_kept_pairs(const std::function<void(uint64_t id, HeldPair& pair)>& adopt);
-  static constexpr size_t kKeptPairsBatch = 256;
+  // Takes the kept pairs: all out of repair mode, their flows unlocked, each held
+  // again and passed to `adopt`.
+  void take_kept_pairs(const std::function<void(HeldPair& pair)>& adopt);
   // The upgrade's worker, started from the checked binary before the quiesce so that
   // its start (exec, libraries, config) is off the clients' stall; after the exec the
   // new image hands it the file at once (adopt_successor). Optional: without it the

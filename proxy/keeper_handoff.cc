@@ -169,17 +169,29 @@ Status Keeper::trim_for_adoption(repair::Sys& sys, HeldPair& pair) {
 void Keeper::hand_pairs_to_worker(bool trim_overhangs, const std::string& restore_path) {
   if (trim_overhangs) settle_closed_pairs();
   repair::Sys sys;
+  // kMaxBatchRecords pairs to a message: one message a pair took ~34 us at 5,000 pairs
+  // (each send waits for room in a channel that queues 10 packets, and the new worker
+  // reads them between rounds of forwarding for the pairs it already has).
   bool channel_failed = false;
-  auto send_adopt = [&](uint64_t id, const HeldPair& pair) {
-    if (channel_failed) return false;
-    int fds[2] = {pair.client.get(), pair.backend.get()};
-    Status s = worker_->channel.send(make_message(MessageType::kAdopt, id, pair.record),
-                                     std::span<const int>(fds, pair.backend ? 2 : 1));
-    if (!s) {
+  Message batch = make_message(MessageType::kAdoptBatch);
+  std::vector<int> batch_fds;
+  auto send_batch = [&] {
+    if (batch.records.empty() || channel_failed) return;
+    if (Status s = worker_->channel.send(batch, batch_fds); !s) {
       log_->error("keeper: handing pairs to worker {}: {}", worker_->pid, s.error().message);
       channel_failed = true;
     }
-    return s.ok();
+    batch.records.clear();
+    batch.record_fds.clear();
+    batch_fds.clear();
+  };
+  auto send_adopt = [&](const HeldPair& pair) {
+    batch.records.push_back(pair.record);
+    batch.record_fds.push_back(pair.backend ? 2 : 1);
+    batch_fds.push_back(pair.client.get());
+    if (pair.backend) batch_fds.push_back(pair.backend.get());
+    if (batch.records.size() == kMaxBatchRecords) send_batch();
+    return !channel_failed;
   };
   for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
     auto& [id, pair] = *it;
@@ -193,15 +205,15 @@ void Keeper::hand_pairs_to_worker(bool trim_overhangs, const std::string& restor
         continue;
       }
     }
-    if (!send_adopt(id, pair)) break;
+    if (!send_adopt(pair)) break;
     ++it;
   }
-  // After an upgrade's exec: the kept pairs, a batch at a time, so that the worker
-  // adopts one batch while the next leaves repair mode and is unlocked.
-  take_kept_pairs([&](uint64_t id, HeldPair& pair) { (void)send_adopt(id, pair); });
+  // After an upgrade's exec: the kept pairs.
+  take_kept_pairs([&](HeldPair& pair) { (void)send_adopt(pair); });
+  send_batch();
   (void)worker_->channel.send(
       make_message(MessageType::kAdoptEnd, 0, std::nullopt, restore_path));
-  unsent_clients_.clear();  // they were among the kAdopt
+  unsent_clients_.clear();  // they were among the adopted
 }
 
 uint64_t Keeper::queued_bytes() const {
@@ -634,56 +646,60 @@ std::string Keeper::find_kept_sockets(const std::string& handoff_path) {
   return "";
 }
 
-void Keeper::take_kept_pairs(const std::function<void(uint64_t id, HeldPair& pair)>& adopt) {
+void Keeper::take_kept_pairs(const std::function<void(HeldPair& pair)>& adopt) {
   if (kept_pairs_.empty() && kept_handoff_file_.empty()) return;
   const auto started = Clock::now();
-  std::chrono::nanoseconds unlocking{0};
-  repair::Sys sys;
   std::vector<Message> kept = std::move(kept_pairs_);
-  size_t flow_count = 0;
-  // Each batch's unlock releases that batch's held packets only: releasing them all
-  // would queue every other batch's packets again, batch after batch.
-  if (hold_) lock_.release_on_unlock(&*hold_, repair::ReleaseOnUnlock::kTheirPackets);
-  for (size_t first = 0; first < kept.size(); first += kKeptPairsBatch) {
-    const std::span<Message> batch(kept.data() + first,
-                                   std::min(kKeptPairsBatch, kept.size() - first));
-    std::vector<repair::Flow> flows;
-    for (const Message& m : batch) {
-      for (const UniqueFd& fd : m.fds) {
+  // When every pair came through, every locked flow is theirs: one unlock that names
+  // none (unlock_all) instead of 10,000 flows read from their sockets. Otherwise the
+  // kept pairs' flows are unlocked by name and the file's restore unlocks the rest.
+  const bool every_pair_kept = !kept_handoff_file_.empty();
+  repair::Sys sys;
+  std::vector<repair::Flow> flows;
+  for (const Message& m : kept) {
+    for (const UniqueFd& fd : m.fds) {
+      if (!every_pair_kept) {
         if (Result<repair::Flow> flow = repair::flow_of_socket(sys, fd.get()); flow) {
           flows.push_back(*flow);
         }
-        // Out of repair mode before the unlock: a socket still in it could take the
-        // peer's packets with its send queue selected for repair (TCP_REPAIR.md).
-        // Without the window probe, whose answer would meet the lock.
-        int off = TCP_REPAIR_OFF_NO_WP;
-        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
       }
-    }
-    const auto unlock_started = Clock::now();
-    if (Status s = lock_.unlock(flows); !s) log_->error("keeper: {}", s.error().message);
-    unlocking += Clock::now() - unlock_started;
-    flow_count += flows.size();
-    for (Message& m : batch) {
-      const uint64_t id = m.pair_id;
-      if (Status s = pairs_.apply(m); !s) {
-        log_->error("keeper: {}", s.error().message);
-        continue;
-      }
-      adopt(id, pairs_.pairs().at(id));
+      // Out of repair mode before the unlock: a socket still in it could take the
+      // peer's packets with its send queue selected for repair (TCP_REPAIR.md).
+      // Without the window probe, whose answer would meet the lock.
+      int off = TCP_REPAIR_OFF_NO_WP;
+      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
     }
   }
-  if (hold_) {
-    lock_.release_on_unlock(&*hold_, repair::ReleaseOnUnlock::kAllPackets);
-    if (Result<repair::ReleaseCounts> r = hold_->release_all(); !r) {
-      log_->error("keeper: {}", r.error().message);
+  // All at once, before any pair is handed over: each unlock is a transaction that
+  // took ~5 ms, so unlocking batch by batch as the worker adopted them cost ~100 ms at
+  // 5,000 pairs, and the last batch waited for all of them. The kernel ACKs what the
+  // peers send meanwhile and queues it for the worker.
+  const auto unlock_started = Clock::now();
+  Status unlocked;
+  if (every_pair_kept) {
+    unlocked = lock_.unlock_all();
+  } else {
+    // Only these flows' held packets: the others' would only be queued again.
+    if (hold_) lock_.release_on_unlock(&*hold_, repair::ReleaseOnUnlock::kTheirPackets);
+    unlocked = lock_.unlock(flows);
+    if (hold_) lock_.release_on_unlock(&*hold_, repair::ReleaseOnUnlock::kAllPackets);
+  }
+  if (!unlocked) log_->error("keeper: {}", unlocked.error().message);
+  const auto unlocking = Clock::now() - unlock_started;
+  for (Message& m : kept) {
+    const uint64_t id = m.pair_id;
+    if (Status s = pairs_.apply(m); !s) {
+      log_->error("keeper: {}", s.error().message);
+      continue;
     }
+    adopt(pairs_.pairs().at(id));
   }
   metrics_.record_handoff_connections(metrics::HandoffConnectionResult::kRestored, kept.size());
   log_->info(
-      "keeper: took {} pairs' sockets through the exec: out of repair mode, {} flows "
-      "unlocked, handed over in {} ms",
-      kept.size(), flow_count,
+      "keeper: took {} pairs' sockets through the exec: out of repair mode, {}, handed "
+      "over in {} ms",
+      kept.size(),
+      every_pair_kept ? "every flow unlocked" : std::to_string(flows.size()) + " flows unlocked",
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
   if (kept_handoff_file_.empty()) return;  // the worker restores the rest and reports it
   metrics_.observe_phase(metrics::HandoffPhase::kUnlock, unlocking);

@@ -123,20 +123,30 @@ void announce_ready(ControlWatch& watch, const std::string& summary) {
   watch.link->send(make_message(MessageType::kReady, 0, std::nullopt, summary));
 }
 
-void adopt_from_keeper(ControlWatch& watch, Message& message) {
+// `fds`: the pair's client, then its backend if it has one.
+void adopt_from_keeper(ControlWatch& watch, repair::PairRecord& record, std::span<UniqueFd> fds) {
   crash_here_once_for_tests("SEAMLESS_TEST_CRASH_ON_ADOPT");
-  if (!watch.adopting || !message.record || message.fds.empty()) {
-    watch.log->error("control channel: an unexpected {} for pair {}", to_string(message.type),
-                     message.pair_id);
-    watch.link->send(make_message(MessageType::kPairClosed, message.pair_id));
+  if (!watch.adopting || fds.empty()) {
+    watch.log->error("control channel: an unexpected adoption of pair {}", record.id);
+    watch.link->send(make_message(MessageType::kPairClosed, record.id));
     return;
   }
   DetachedPair pair;
-  pair.record = std::move(*message.record);
-  pair.client = std::move(message.fds[0]);
-  if (message.fds.size() > 1) pair.backend = std::move(message.fds[1]);
+  pair.record = std::move(record);
+  pair.client = std::move(fds[0]);
+  if (fds.size() > 1) pair.backend = std::move(fds[1]);
   watch.adopted.insert(pair.record.id);
   watch.worker->adopt_pair(std::move(pair));
+}
+
+void adopt_batch_from_keeper(ControlWatch& watch, Message& message) {
+  size_t first_fd = 0;
+  for (size_t i = 0; i < message.records.size(); ++i) {
+    const size_t count = message.record_fds[i];
+    adopt_from_keeper(watch, message.records[i],
+                      std::span<UniqueFd>(message.fds).subspan(first_fd, count));
+    first_fd += count;
+  }
 }
 
 Status open_restore_locks(ControlWatch& watch) {
@@ -227,7 +237,14 @@ void on_control(uv_poll_t* handle, int status, int) {
         }
         break;
       case MessageType::kAdopt:
-        adopt_from_keeper(*watch, message);
+        if (message.record) {
+          adopt_from_keeper(*watch, *message.record, message.fds);
+        } else {
+          watch->log->error("control channel: an adoption without its record");
+        }
+        break;
+      case MessageType::kAdoptBatch:
+        adopt_batch_from_keeper(*watch, message);
         break;
       case MessageType::kAdoptEnd:
         if (watch->adopting) finish_start(*watch, message.text);

@@ -170,6 +170,21 @@ Status FlowLock::unlock(std::span<const Flow> flows) {
   return release_held(flows);
 }
 
+Status FlowLock::unlock_all() {
+  nft::Batch batch = socket_->new_batch();
+  for (const char* set : {nft::kSet4, nft::kSet6}) {
+    if (Status s = nft::append_flush_set(batch, table_, set); !s)
+      return failure("unlock", s.error());
+  }
+  batch.seal();
+  if (Status s = socket_->commit(batch, {{}, advice}); !s) return failure("unlock", s.error());
+  if (hold_ == nullptr) return {};
+  if (Result<ReleaseCounts> r = hold_->release_all(); !r) {
+    return failure("release held packets of", r.error());
+  }
+  return {};
+}
+
 void FlowLock::release_on_unlock(PacketHold* hold, ReleaseOnUnlock what) {
   hold_ = hold;
   release_ = what;

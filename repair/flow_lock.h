@@ -121,6 +121,9 @@ class FlowLock {
   // first added without timeout, then deleted, in the same transaction, which
   // works on every kernel (DELSETELEM alone fails the batch with ENOENT).
   Status unlock(std::span<const Flow> flows);
+  // Unlocks every flow in one transaction that names none (so it costs the same for
+  // 10,000 flows as for one), and releases everything an attached PacketHold holds.
+  Status unlock_all();
   // From now on each successful unlock() releases packets from `hold` (borrowed; it
   // must outlive this lock or be detached with nullptr). destroy() releases all.
   void release_on_unlock(PacketHold* hold, ReleaseOnUnlock what);

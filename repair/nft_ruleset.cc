@@ -417,6 +417,21 @@ Status append_elements(Batch& batch, const std::string& table, const char* set,
   return {};
 }
 
+Status append_flush_set(Batch& batch, const std::string& table, const char* set) {
+  SetPtr header(nftnl_set_alloc());
+  if (!header || nftnl_set_set_str(header.get(), NFTNL_SET_TABLE, table.c_str()) < 0 ||
+      nftnl_set_set_str(header.get(), NFTNL_SET_NAME, set) < 0) {
+    return out_of_memory("set");
+  }
+  // An element-less set builds no NFTA_SET_ELEM_LIST_ELEMENTS, which is the kernel's
+  // "flush" form of the message.
+  nftnl_set_elems_nlmsg_build_payload(
+      batch.open(NFT_MSG_DELSETELEM, NFPROTO_INET, 0, std::string("flush set ") + set),
+      header.get());
+  batch.close();
+  return {};
+}
+
 Status append_delete_table(Batch& batch, const std::string& table) {
   TablePtr t(nftnl_table_alloc());
   if (!t || nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str()) < 0) {

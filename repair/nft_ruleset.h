@@ -71,6 +71,9 @@ Status append_elements(Batch& batch, const std::string& table, const char* set,
                        std::span<const Key> keys, ElementOp op,
                        std::chrono::milliseconds timeout = {});
 
+// Deletes every element of the set (a DELSETELEM without a list of elements).
+Status append_flush_set(Batch& batch, const std::string& table, const char* set);
+
 Status append_delete_table(Batch& batch, const std::string& table);
 
 // Puts tcp into the holding set (present: left as is), or takes it out (absent: fine).

@@ -467,10 +467,16 @@ TEST_F(FlowLockTest, FiveThousandFlowsInOneCall) {
     ASSERT_OK(lock.unlock(flows));
     const auto t3 = std::chrono::steady_clock::now();
     EXPECT_EQ(count(lock), 0u) << c.name;
+    ASSERT_OK(lock.lock(flows, seconds(60)));
+    const auto t4 = std::chrono::steady_clock::now();
+    ASSERT_OK(lock.unlock_all());
+    const auto t5 = std::chrono::steady_clock::now();
+    EXPECT_EQ(count(lock), 0u) << c.name;
     using us = std::chrono::microseconds;
     std::cout << "[ figures  ] 5000 " << c.name << " flows: lock "
               << std::chrono::duration_cast<us>(t1 - t0).count() / 1000.0 << " ms, unlock "
-              << std::chrono::duration_cast<us>(t3 - t2).count() / 1000.0 << " ms\n";
+              << std::chrono::duration_cast<us>(t3 - t2).count() / 1000.0 << " ms, unlock_all "
+              << std::chrono::duration_cast<us>(t5 - t4).count() / 1000.0 << " ms\n";
   }
 }
 
@@ -560,6 +566,34 @@ TEST_F(FlowLockTest, AHoldingLockQueuesPacketsAndReleasesThemOnUnlock) {
   ASSERT_OK(lock.unlock({&flows[1], 1}));
   EXPECT_EQ(receive(six.server.get(), 3, seconds(5)), "six");
   EXPECT_EQ(count(lock), 0u);
+}
+
+// unlock_all names no flow: every locked flow of both families opens, and what the
+// hold queued is delivered (no retransmission needed). The lock works as before after.
+TEST_F(FlowLockTest, UnlockAllOpensEveryFlowAndReleasesWhatWasHeld) {
+  FlowLock lock = open_holding_lock();
+  Connection four = connect_pair(hosts_.host, "198.18.0.2", hosts_.peer, "198.18.0.2");
+  Connection six = connect_pair(hosts_.host, "[2001:db8::2]", hosts_.peer, "[2001:db8::2]");
+  for (Connection* c : {&four, &six}) {
+    send_all(c->client.get(), "warm");
+    ASSERT_EQ(receive(c->server.get(), 4, seconds(5)), "warm");
+  }
+  std::vector<Flow> flows = many_flows(100, true, true);
+  flows.push_back(inbound_flow(four.server.get()));
+  flows.push_back(inbound_flow(six.server.get()));
+  ASSERT_OK(lock.lock(flows, seconds(30)));
+  send_all(four.client.get(), "four");
+  send_all(six.client.get(), "six");
+  EXPECT_FALSE(readable_within(four.server.get(), milliseconds(50))) << "the lock let data in";
+  EXPECT_FALSE(readable_within(six.server.get(), milliseconds(1)));
+  ASSERT_OK(lock.unlock_all());
+  EXPECT_EQ(count(lock), 0u);
+  EXPECT_EQ(receive(four.server.get(), 4, seconds(5)), "four");
+  EXPECT_EQ(receive(six.server.get(), 3, seconds(5)), "six");
+  EXPECT_EQ(retransmissions(four.client.get()), 0u) << "released from the hold, not resent";
+  EXPECT_EQ(retransmissions(six.client.get()), 0u) << "released from the hold, not resent";
+  ASSERT_OK(lock.unlock_all());  // nothing locked is fine
+  expect_lock_holds_back(lock, four);
 }
 
 // A lock longer than the client's retransmission timer: its copies of the held

@@ -132,6 +132,72 @@ TEST(ProxyControlChannel, FdsTravelWithTheirMessageAndArriveCloseOnExec) {
   EXPECT_FALSE(eof->has_value());
 }
 
+// A new worker's pairs go many to a message (kAdoptBatch), each record followed by its
+// one or two fds: they arrive in order and each fd is the one sent for its pair. Fd
+// counts that do not add up are refused on both ends.
+TEST(ProxyControlChannel, ABatchOfPairsArrivesWithEachPairsOwnFds) {
+  auto channel = ControlChannel::make_pair();
+  ASSERT_TRUE(channel.ok());
+  std::vector<UniqueFd> ends;  // per pair: the read end of a pipe, then the write end
+  Message batch = make_message(MessageType::kAdoptBatch);
+  std::vector<int> fds;
+  for (uint64_t id = 1; id <= kMaxBatchRecords; ++id) {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    ends.emplace_back(p[0]);
+    ends.emplace_back(p[1]);
+    batch.records.push_back(sample_record(id));
+    // Every third pair has no backend yet: one fd.
+    const uint8_t count = id % 3 == 0 ? 1 : 2;
+    batch.record_fds.push_back(count);
+    fds.push_back(p[1]);  // the pair's "client": the write end
+    if (count == 2) fds.push_back(p[0]);
+  }
+  ASSERT_EQ(fds.size(), kMaxFds - kMaxBatchRecords / 3);
+  ASSERT_TRUE(channel->first.send(batch, fds).ok());
+  auto got = channel->second.receive();
+  ASSERT_TRUE(got.ok() && got->has_value()) << (got.ok() ? "EOF" : got.error().message);
+  Message& back = **got;
+  EXPECT_EQ(back.type, MessageType::kAdoptBatch);
+  ASSERT_EQ(back.records.size(), size_t{kMaxBatchRecords});
+  ASSERT_EQ(back.record_fds, batch.record_fds);
+  ASSERT_EQ(back.fds.size(), fds.size());
+  size_t next = 0;
+  for (size_t i = 0; i < back.records.size(); ++i) {
+    EXPECT_EQ(back.records[i], metadata_only(batch.records[i])) << i;
+    // The pair's first fd writes into its own pipe.
+    const char mark = static_cast<char>('A' + i % 26);
+    ASSERT_EQ(::write(back.fds[next].get(), &mark, 1), 1) << i;
+    char c = 0;
+    ASSERT_EQ(::read(ends[2 * i].get(), &c, 1), 1) << i;
+    EXPECT_EQ(c, mark) << i;
+    next += back.record_fds[i];
+  }
+  // Counts that do not match the fds, or a pair with none, are refused when sending.
+  batch.record_fds[0] = 1;
+  EXPECT_FALSE(encode_message(batch, fds.size()).ok());
+  batch.record_fds.pop_back();
+  EXPECT_FALSE(encode_message(batch, fds.size()).ok());
+  Message small = make_message(MessageType::kAdoptBatch);
+  small.records.push_back(sample_record(1));
+  small.record_fds.push_back(2);
+  Result<std::string> packet = encode_message(small, 2);
+  ASSERT_TRUE(packet.ok()) << packet.error().message;
+  // ... and when received: the header's fd count must be what the records own.
+  std::string wrong_total = *packet;
+  wrong_total[4] = 1;  // Header::fd_count
+  EXPECT_FALSE(decode_message(wrong_total).ok());
+  // A pair owns one fd (its client) or two.
+  std::string no_fds = *packet;
+  no_fds[4] = 0;
+  no_fds[24 + sizeof(uint32_t)] = 0;  // after the header, the record's length, its fd count
+  EXPECT_FALSE(decode_message(no_fds).ok());
+  small.record_fds[0] = 0;
+  EXPECT_FALSE(encode_message(small, 0).ok());
+  small.record_fds[0] = 3;
+  EXPECT_FALSE(encode_message(small, 3).ok());
+}
+
 TEST(ProxyControlChannel, TrySendReportsAFullChannelInsteadOfWaiting) {
   auto pair = ControlChannel::make_pair();
   ASSERT_TRUE(pair.ok());
