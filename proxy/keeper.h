@@ -155,6 +155,11 @@ class Keeper : public CtlHandler {
   void drain_channel(bool to_eof);
   void handle_message(Message& message);
   void worker_exited();
+  // kQuiesced during a handoff: the handoff goes on at once, the worker's exit is
+  // seen (reaped) later, or waited for before an exec.
+  void let_quiesced_worker_go();
+  static void on_leaving_worker_exit(uv_poll_t* handle, int status, int events);
+  void reap_leaving_worker();
   void after_quiesce(Action action);
   void respawn_after_crash();
   static void on_timer(uv_timer_t* timer);
@@ -245,6 +250,7 @@ class Keeper : public CtlHandler {
   bool fd_cap_logged_ = false;   // this episode was logged
   std::chrono::steady_clock::time_point last_fd_cap_log_{};
   std::unique_ptr<WorkerChild> worker_;
+  std::unique_ptr<WorkerChild> leaving_worker_;  // quiesced, not reaped yet
   std::string restoring_path_;  // the file the current worker restores, until kReady
   // After an upgrade's exec: the kept sockets' pairs, still in repair mode and locked
   // until take_kept_pairs(); and the file it removes then, if nothing else needs it.

@@ -501,6 +501,7 @@ Status Keeper::adopt_successor(const std::string& restore_path) {
 }
 
 void Keeper::exec_new_image(const std::string& handoff_path) {
+  reap_leaving_worker();  // the new image would not know this child
   // The dumped sockets (in repair mode) go on to the new image if it takes them
   // (kept_sockets.h); otherwise they die with this one, silently.
   UniqueFd kept;

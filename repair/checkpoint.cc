@@ -26,15 +26,15 @@ constexpr uint8_t kClose = 7;
 Result<Flow> flow_of_socket(Sys& sys, int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
-  if (sys.getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    return Error::from_errno("getsockname fd " + std::to_string(fd));
-  }
-  auto local = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-  len = sizeof(ss);
   if (sys.getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     return Error::from_errno("getpeername fd " + std::to_string(fd));
   }
   auto peer = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  len = sizeof(ss);
+  if (sys.getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return Error::from_errno("getsockname fd " + std::to_string(fd));
+  }
+  auto local = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
   if (!local) return local.error();
   if (!peer) return peer.error();
   return Flow{*peer, *local};
@@ -208,14 +208,12 @@ Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pai
   for (const LivePair& p : pairs) {
     for (int fd : {p.client_fd, p.backend_fd}) {
       if (fd < 0) continue;
-      // A closed leg, or a backend still connecting, has no flow to lock (one TCP_INFO
-      // a socket: this runs inside the clients' stall, for every socket).
-      TcpInfo info;
-      if (sys.tcp_info(fd, &info) == 0 &&
-          (info.state == kClose || (fd == p.backend_fd && info.state == kSynSent))) {
-        continue;
-      }
+      // A closed leg, or a backend still connecting, has no flow to lock: the kernel
+      // answers getpeername with ENOTCONN in exactly those two states (CLOSE,
+      // SYN_SENT). Asked first, it saves the TCP_INFO per socket that said so before
+      // (~1.7 us each, 17 ms at 5,000 pairs, all inside the clients' stall).
       auto flow = flow_of_socket(sys, fd);
+      if (!flow && flow.error().code == ENOTCONN) continue;
       if (!flow) return flow.error().context("pair " + std::to_string(p.record.id));
       flows.push_back(*flow);
     }

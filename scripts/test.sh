@@ -40,8 +40,12 @@ sweep() {
 sweep
 trap sweep EXIT
 
+# -O1 with line tables only (-g1) for the code under test: half the build time of
+# RelWithDebInfo's -O2 -g, and ASan's reports still name file and line. The tests'
+# own code at -O0: a third of the time again. (Full build: ~20 -> ~8 min on 2 cores.)
 echo "== build (ASan+UBSan) =="
-BUILD_DIR=$root/build-asan scripts/build.sh -DSEAMLESS_SANITIZE=ON
+BUILD_DIR=$root/build-asan scripts/build.sh -DSEAMLESS_SANITIZE=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DSEAMLESS_TEST_CODE_FLAGS=-O0
 echo "== tests (ASan+UBSan) =="
 (cd build-asan && ctest --output-on-failure --timeout 600 -j2)
 
@@ -49,7 +53,8 @@ if [[ "${SEAMLESS_SKIP_FUZZ:-0}" != 1 ]]; then
   echo "== fuzz (clang, libFuzzer, bounded) =="
   # Only the fuzz targets and the libraries they need; the proxy is not fuzzed here.
   CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DSEAMLESS_FUZZ=ON -DSEAMLESS_TESTS=OFF >/dev/null
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DSEAMLESS_FUZZ=ON -DSEAMLESS_TESTS=OFF \
+    >/dev/null
   targets=$(sed -n 's/^seamless_fuzz(\([a-z_]*\) .*/fuzz_\1/p' tests/fuzz/*.cmake)
   cmake --build "$root/build-fuzz" -j"$(nproc)" --target $targets
   scripts/run-fuzz.sh "$root/build-fuzz"
