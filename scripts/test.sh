@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up and runs the whole test suite: installs dependencies, builds (plain and
-# ASan+UBSan), runs unit and integration tests under ctest, then each fuzz target briefly.
+# Sets up and runs the whole test suite: installs dependencies, builds with ASan+UBSan,
+# runs unit and integration tests under ctest, then builds and runs each fuzz target
+# briefly (clang, libFuzzer).
 # Needs root (network namespaces, nftables, TCP_REPAIR).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
