@@ -18,14 +18,14 @@
 //   kClientAccepted  id, record, client fd     the keeper accepted it (and holds it): serve
 //                                              it, or answer kPairClosed to turn it away
 //   kQuiesce / kDrain                          stop for a handoff / for SIGTERM
-//   kAdopt           id, record, fds           a live pair for a new worker (the
-//                                              kept-sockets memfd's entries; a worker
-//                                              also takes it on the channel)
 //   kAdoptBatch      records, fds              live pairs for a new worker, each record
-//                                              followed by its fds (record_fds)
-//   kAdoptEnd        text                      no more kAdopt; restore the handoff
+//                                              owning the next record_fds[i] fds
+//   kAdoptEnd        text                      no more kAdoptBatch; restore the handoff
 //                                              file `text` names (if any), then serve
 //   kAck                                       answers kSync
+//
+// kAdopt (id, record, fds: one pair) is not sent on the channel: it is the entry of the
+// kept-sockets memfd (kept_sockets.h) that HeldPairs::apply takes after an exec.
 //
 // Receiving: MSG_CMSG_CLOEXEC, and a truncated packet or control block (MSG_TRUNC,
 // MSG_CTRUNC) is an error, never a silently dropped fd. Sending always uses

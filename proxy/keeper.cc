@@ -379,7 +379,7 @@ void Keeper::handle_message(Message& m) {
       }
       return;
     case MessageType::kQuiesced:
-      worker_->quiesced = true;
+      // Outside a handoff its exit is a crash like any other.
       if (running_ == Action::kReload || running_ == Action::kUpgrade) {
         let_quiesced_worker_go();
         after_quiesce(running_);
@@ -422,7 +422,6 @@ void Keeper::worker_exited() {
     return;
   }
   Result<int> status = reap_child(pid);
-  const bool quiesced = worker_->quiesced;
   const bool killed_at_deadline = worker_->killed_at_quiesce_deadline;
   worker_->exit_poll.close(nullptr);
   worker_->channel_poll.close(nullptr);
@@ -433,10 +432,6 @@ void Keeper::worker_exited() {
   if (stopping_ && running_ == Action::kNone) {
     log_->info("keeper: worker {} {}; {} pairs left", pid, how, pairs_.size());
     stop_loop();
-    return;
-  }
-  if (quiesced && (running_ == Action::kReload || running_ == Action::kUpgrade)) {
-    after_quiesce(running_);
     return;
   }
   log_->error("keeper: worker {} {} while serving {} pairs: restarting it", pid, how,

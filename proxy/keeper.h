@@ -119,7 +119,6 @@ class Keeper : public CtlHandler {
     UvHandle<uv_poll_t> exit_poll;
     UvHandle<uv_poll_t> channel_poll;
     bool ready = false;
-    bool quiesced = false;  // kQuiesced arrived: its exit is not a crash
     bool channel_eof = false;
     int channel_events = 0;  // what channel_poll watches
     bool killed_at_quiesce_deadline = false;
@@ -141,14 +140,14 @@ class Keeper : public CtlHandler {
   static void on_signal(uv_signal_t* handle, int signum);
   void request(Action action);
   void start_next_action();
-  // A new worker; every held pair is handed to it (kAdopt), and it restores
+  // A new worker; every held pair is handed to it (kAdoptBatch), and it restores
   // `restore_path` (if not empty) skipping those. After a crash (`trim_overhangs`) each
   // pair is trimmed first (DESIGN §3), after the spawn: the child's exec runs meanwhile.
   Status spawn_worker(const std::string& restore_path, bool trim_overhangs = false);
   // A worker process of `exe_fd` (-1: this image) with `config_text`, not yet watched.
   Result<std::unique_ptr<WorkerChild>> launch_worker(int exe_fd, const std::string& config_text);
   Status watch_worker();  // worker_'s exit and channel, on the loop
-  // kAdopt for every held pair, then kAdoptEnd naming the file to restore (if any).
+  // kAdoptBatch for every held pair, then kAdoptEnd naming the file to restore (if any).
   void hand_pairs_to_worker(bool trim_overhangs, const std::string& restore_path);
   static void on_channel(uv_poll_t* handle, int status, int events);
   static void on_worker_exit(uv_poll_t* handle, int status, int events);
@@ -238,7 +237,7 @@ class Keeper : public CtlHandler {
   std::map<std::string, std::string> listener_addresses_;
   HeldPairs pairs_;
   // Accepted clients (held in pairs_) the worker was not told of yet: the channel was
-  // full. In order; a new worker gets them with everything else (kAdopt).
+  // full. In order; a new worker gets them with everything else (kAdoptBatch).
   std::deque<uint64_t> unsent_clients_;
   // The keeper and the worker each hold one fd per proxied socket, two per pair, under
   // the same RLIMIT_NOFILE: beyond (limit - reserve) / 2 pairs an fd would be missing

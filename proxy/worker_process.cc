@@ -102,7 +102,7 @@ struct ControlWatch {
   UvHandle<uv_poll_t> poll;
   const config::Config* config = nullptr;
   metrics::Metrics* metrics = nullptr;
-  bool adopting = true;  // kAdopt... kAdoptEnd still coming
+  bool adopting = true;  // kAdoptBatch... kAdoptEnd still coming
   std::unordered_set<uint64_t> adopted;
   // The keeper's packet hold (repair::kPacketHoldEnvVar), if it has one: a restore's
   // unlocks release what peers sent into the lock. Before restore_locks, which
@@ -234,13 +234,6 @@ void on_control(uv_poll_t* handle, int status, int) {
                                             std::move(message.fds[0]));
         } else {
           watch->log->error("control channel: a client without its fd or record");
-        }
-        break;
-      case MessageType::kAdopt:
-        if (message.record) {
-          adopt_from_keeper(*watch, *message.record, message.fds);
-        } else {
-          watch->log->error("control channel: an adoption without its record");
         }
         break;
       case MessageType::kAdoptBatch:

@@ -3,9 +3,9 @@
 // restores those of a handoff file (upgrade, crash), serves, and reports everything
 // on the control channel (keeper_link.h, control_channel.h).
 //
-// Start:   the loop runs at once; each kAdopt is served from when it arrives. kAdoptEnd
-//          -> restore the handoff file it names, if any, handing each batch to the
-//          keeper in repair mode (kRestored, kSync/kAck) -> kReady.
+// Start:   the loop runs at once; each pair of a kAdoptBatch is served from when it
+//          arrives. kAdoptEnd -> restore the handoff file it names, if any, handing each batch to
+//          the keeper in repair mode (kRestored, kSync/kAck) -> kReady.
 // Run:     kQuiesce -> every pair's latest record (kPairRecord), kQuiesced, exit 0.
 //          kDrain   -> drain (DESIGN §1 SIGTERM), exit 0.
 //          EOF      -> the keeper died: close the listener copies, drain, exit 0.
