@@ -539,6 +539,11 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
     listen_fds += (listen_fds.empty() ? "" : ",") + service + "=" + std::to_string(listener->fd());
   }
   for (int fd : passed_on) ::fcntl(fd, F_SETFD, 0);
+  if (kept && lose_kept_sockets_for_test()) {
+    const std::vector<repair::LivePair> live = pairs_.live_pairs();
+    for (size_t i = 0; i < live.size() && i < 2; ++i)
+      ::fcntl(live[i].client_fd, F_SETFD, FD_CLOEXEC);
+  }
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   std::vector<std::string> env = {

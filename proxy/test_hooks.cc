@@ -26,6 +26,11 @@ bool kept_sockets_off_for_test() {
   return path != nullptr && ::access(path, F_OK) == 0;
 }
 
+bool lose_kept_sockets_for_test() {
+  const char* trigger = std::getenv("SEAMLESS_TEST_LOSE_KEPT_SOCKETS");
+  return trigger != nullptr && ::unlink(trigger) == 0;
+}
+
 bool workers_silent_for_test() { return std::getenv("SEAMLESS_TEST_WORKERS_SILENT") != nullptr; }
 
 void fill_handoff_dir_hook(const Logger& log) {

@@ -19,6 +19,12 @@ bool exec_fails_for_test();
 // every pair from the handoff file, as for a binary that does not take them.
 bool kept_sockets_off_for_test();
 
+// SEAMLESS_TEST_LOSE_KEPT_SOCKETS=<file>: if <file> exists (it is removed), an upgrade
+// that passes its dumped sockets through the exec lets the client sockets of its first
+// two pairs close in the exec after all, while the memfd still names them: the new
+// image must take the other pairs and restore those two from the file.
+bool lose_kept_sockets_for_test();
+
 // SEAMLESS_TEST_WORKERS_SILENT (any value): workers never send kStarted, so an
 // upgrade's new worker seems not to start and the keeper goes on without it.
 bool workers_silent_for_test();

@@ -233,6 +233,41 @@ class ClosedLegTest : public ProxyKeeperTest {
   size_t baseline_fds_ = 0;
 };
 
+// Two pairs whose client socket did not come through the exec (the memfd names an fd
+// the new image does not have): the new image takes the other four, unlocks only their
+// flows, and its worker restores those two from the file (their other socket closed
+// first, silently, in repair mode). Every stream goes on byte for byte.
+TEST_F(ProxyKeeperTest, PairsWhoseSocketsDidNotComeThroughTheExecAreRestoredFromTheFile) {
+  auto echo = backend(7101);
+  struct TriggerFile {
+    std::string path = "/tmp/seamless-lose-kept-" + std::to_string(::getpid());
+    ~TriggerFile() { std::filesystem::remove(path); }
+  } trigger;
+  std::ofstream(trigger.path) << "";
+  start_copy(config_yaml(ServiceSpec{}), "env SEAMLESS_TEST_LOSE_KEPT_SOCKETS=" + trigger.path);
+  open_streams(6);
+  const pid_t keeper = proxy->pid();
+  install_binary(binary, "build 2");
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
+  const std::string log = proxy->log();
+  EXPECT_FALSE(std::filesystem::exists(trigger.path)) << "the hook did not fire";
+  EXPECT_NE(log.find("4 pairs' sockets came through the exec; 2 pairs to restore from the file"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("took 4 pairs' sockets through the exec: out of repair mode, 8 flows "
+                     "unlocked"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("ready: adopted 4 pairs, restored 2 pairs (0 degraded, 0 failed)"),
+            std::string::npos)
+      << log;
+  EXPECT_TRUE(streams_advance(256 * 1024));
+  EXPECT_EQ(echo->resets(), 0u);
+  EXPECT_EQ(proxy->pid(), keeper);
+  EXPECT_EQ(metric(metrics(), "seamless_locked_flows"), 0);
+}
+
 // An upgrade whose new image takes the sockets through the exec: the new worker adopts
 // the closed one live, forwards what it still holds and passes the EOF on.
 TEST_F(ClosedLegTest, UpgradeCarriesTheAnswerAndTheEofOfABackendThatClosed) {
