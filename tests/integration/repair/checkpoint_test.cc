@@ -282,8 +282,19 @@ class FailingIoctls : public repair::Sys {
   int left_;
 };
 
+// A Sys that takes its time over each queue-length read.
+class SlowIoctls : public repair::Sys {
+ public:
+  int ioctl_int(int fd, unsigned long request, int* value) override {
+    std::this_thread::sleep_for(2ms);
+    return repair::Sys::ioctl_int(fd, request, value);
+  }
+};
+
 // The dump fails on the helper thread, half way: every socket either thread put into
-// repair mode leaves it again, the flows are unlocked, the streams carry on.
+// repair mode leaves it again, the flows are unlocked, the streams carry on. (The two
+// threads take pairs as they come: the main thread is slowed down so that the helper
+// surely takes the three pairs it needs to fail, ~12 ms a socket on the main thread.)
 TEST(Checkpoint, ADumpFailingOnTheHelperThreadLeavesConnectionsWorking) {
   PairRig rig;
   std::vector<std::string> errors;
@@ -291,10 +302,11 @@ TEST(Checkpoint, ADumpFailingOnTheHelperThreadLeavesConnectionsWorking) {
   {
     InNetns in(rig.net.hosts.host);
     const auto pairs = rig.live_pairs();
-    FailingIoctls helper(/*succeed=*/3 * 10);  // three ioctls a socket: fails at the 11th
+    SlowIoctls main_sys;
+    FailingIoctls helper(/*succeed=*/6 * 5);  // six ioctls a socket: fails at the sixth
     repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr, &helper};
     repair::CheckpointStep step = repair::CheckpointStep::kLock;
-    auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options, &step);
+    auto done = repair::checkpoint_pairs(main_sys, *rig.net.flow_lock, pairs, options, &step);
     ASSERT_FALSE(done.ok());
     EXPECT_EQ(step, repair::CheckpointStep::kDump);
     EXPECT_NE(done.error().message.find("SIOCINQ"), std::string::npos) << done.error().message;
