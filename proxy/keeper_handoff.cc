@@ -87,27 +87,9 @@ Status trim_overhang(repair::Sys& sys, const repair::LivePair& live, repair::Pai
   return {};
 }
 
-constexpr uint8_t kTcpClose = 7;
-
 // An RST to the peer at once, whatever is queued and whoever else holds the fd.
 void reset_connection(int fd) {
   if (fd >= 0) SocketOps{}.abort(fd);
-}
-
-uint8_t tcp_state(repair::Sys& sys, int fd) {
-  repair::TcpInfo info;
-  return fd >= 0 && sys.tcp_info(fd, &info) == 0 ? info.state : 0;
-}
-
-// getpeername fails (ENOTCONN) only in CLOSE and SYN_SENT, so the TCP_INFO that tells
-// them apart (~5x its cost) is asked only then: this runs for every socket inside the
-// clients' stall (10,000 at 5,000 pairs: ~17 -> ~4 ms).
-bool leg_closed(repair::Sys& sys, int fd) {
-  if (fd < 0) return false;
-  sockaddr_storage peer{};
-  socklen_t len = sizeof(peer);
-  if (sys.getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0) return false;
-  return tcp_state(sys, fd) == kTcpClose;
 }
 
 }  // namespace
@@ -122,8 +104,8 @@ void Keeper::settle_closed_pairs() {
   repair::Sys sys;
   for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
     HeldPair& p = it->second;
-    const bool client_closed = leg_closed(sys, p.client.get());
-    const bool backend_closed = leg_closed(sys, p.backend.get());
+    const bool client_closed = repair::leg_closed(sys, p.client.get());
+    const bool backend_closed = repair::leg_closed(sys, p.backend.get());
     if (!client_closed && !backend_closed) {
       ++it;
       continue;

@@ -43,6 +43,15 @@ Result<Flow> flow_of_socket(Sys& sys, int fd) {
   return Flow{*peer, *local};
 }
 
+bool leg_closed(Sys& sys, int fd) {
+  if (fd < 0) return false;
+  sockaddr_storage peer{};
+  socklen_t len = sizeof(peer);
+  if (sys.getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0) return false;
+  TcpInfo info;
+  return sys.tcp_info(fd, &info) == 0 && info.state == kClose;
+}
+
 namespace {
 
 // A backend leg still connecting has no connection to migrate: the next worker
@@ -50,14 +59,6 @@ namespace {
 bool still_connecting(Sys& sys, int fd) {
   TcpInfo info;
   return fd < 0 || (sys.tcp_info(fd, &info) == 0 && info.state == kSynSent);
-}
-
-// A leg in CLOSE closed in order (the keeper ends a pair with a reset leg before any
-// dump): no connection is left to migrate, only what it received that the worker had
-// not forwarded yet, which the record carries (DESIGN §4).
-bool closed(Sys& sys, int fd) {
-  TcpInfo info;
-  return fd >= 0 && sys.tcp_info(fd, &info) == 0 && info.state == kClose;
 }
 
 // Its receive queue, peeked (left in place, should the checkpoint fail).
@@ -98,7 +99,7 @@ Status dump_pair(Sys& sys, const LivePair& p, bool sockets_live_on, PairRecord& 
                  std::vector<int>& in_repair, uint64_t* queued) {
   record = p.record;
   auto dump_leg = [&](int fd, std::optional<SocketImage>& image, std::string& unread) -> Status {
-    if (closed(sys, fd)) {
+    if (leg_closed(sys, fd)) {
       auto bytes = unread_bytes(sys, fd);
       if (!bytes) return bytes.error();
       *queued += bytes->size();

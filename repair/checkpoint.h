@@ -137,6 +137,12 @@ inline Result<RestoreReport> restore_pairs(Sys& sys, FlowLock& lock, const std::
 // The flow of a connected socket, keyed as its peer's packets carry it.
 Result<Flow> flow_of_socket(Sys& sys, int fd);
 
+// A leg in CLOSE: its peer reset it, or both FINs went through. A dump carries what
+// it received that was not forwarded yet (DESIGN §4). getpeername fails (ENOTCONN)
+// only in CLOSE and SYN_SENT, so the TCP_INFO that tells them apart (~5x its cost) is
+// asked only then: this runs for every socket inside the clients' stall.
+bool leg_closed(Sys& sys, int fd);
+
 // DESIGN §4, a leg that closed in order before the dump: the bytes it still owed its
 // partner (*_unread) join the partner's send queue as unsent data, then the partner's
 // FIN, so that finishing the restore sends them live (TCP_REPAIR.md restore step 9)
