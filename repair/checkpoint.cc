@@ -109,8 +109,11 @@ Status dump_pair(Sys& sys, const LivePair& p, bool sockets_live_on, PairRecord& 
     auto dumped = dump_socket(sys, fd);
     if (!dumped) return dumped.error();
     in_repair.push_back(fd);
-    if (sockets_live_on && sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE) != 0) {
-      return Error::from_errno("dump fd " + std::to_string(fd) + ": select no repair queue");
+    if (sockets_live_on) {
+      if (sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE) != 0) {
+        return Error::from_errno("dump fd " + std::to_string(fd) + ": select no repair queue");
+      }
+      count_sendable_bytes_as_sent(*dumped);
     }
     *queued += dumped->send_queue.size() + dumped->recv_queue.size();
     image = std::move(dumped).value();

@@ -68,9 +68,11 @@ struct CheckpointOptions {
   // image takes them through the exec, proxy/kept_sockets.h): each ends its dump with
   // no repair queue selected. With the send queue selected, a pacing or loss-probe
   // timer in repair mode marks the unsent bytes sent without transmitting them, and
-  // the live socket would wait for a retransmission timeout to send them. (Should
-  // the file be restored after all, a peer may already hold bytes its image calls
-  // unsent: sent again under the same sequence numbers, they are duplicates.)
+  // the live socket would wait for a retransmission timeout to send them. So the
+  // peer may get bytes after the dump: should the file be restored after all (the
+  // new image died before taking the sockets), the records call every byte the
+  // peer's window allowed sent (count_sendable_bytes_as_sent), or its ACK for them
+  // would be dropped as one for unsent data and the connection would stall for good.
   bool sockets_live_on = false;
 };
 

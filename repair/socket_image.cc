@@ -2,8 +2,10 @@
 #include "repair/socket_image.h"
 
 #include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
+
+#include <algorithm>
 
 #include "repair/sys.h"
 
@@ -257,6 +259,16 @@ bool fin_sent(TcpState s) {
 
 bool fin_received(TcpState s) {
   return s == TcpState::kCloseWait || s == TcpState::kLastAck || s == TcpState::kClosing;
+}
+
+void count_sendable_bytes_as_sent(SocketImage& image) {
+  const uint64_t queued = image.send_queue.size();
+  const uint64_t window = image.window.snd_wnd;  // from send_seq (snd_una) on
+  const uint64_t sent = queued - image.send_unsent;
+  const uint64_t sendable = std::max(sent, std::min(queued, window));
+  image.send_unsent = static_cast<uint32_t>(queued - sendable);
+  // The FIN takes one sequence number of window too.
+  if (image.fin_unsent && image.send_unsent == 0 && queued < window) image.fin_unsent = false;
 }
 
 std::string SocketImage::describe() const {

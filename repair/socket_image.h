@@ -109,6 +109,14 @@ struct SocketImage {
 // Dumps a connected TCP socket. On success the socket is left in repair mode.
 Result<SocketImage> dump_socket(Sys& sys, int fd);
 
+// For the image of a socket that stays in repair mode with no queue selected after
+// its dump (CheckpointOptions::sockets_live_on): a timer may still push its unsent
+// bytes, as far as the peer's last window lets it (no ACK gets through the lock to
+// open it further), and the FIN behind them. Those bytes become "sent": restored from
+// the file, the socket must accept the peer's ACK for them, as one beyond snd_nxt is
+// dropped, for good. Any of them that did not go out are retransmitted.
+void count_sendable_bytes_as_sent(SocketImage& image);
+
 struct RestoredSocket {
   UniqueFd fd;
   // The peer's FIN could not be put back: the socket is ESTABLISHED and will never

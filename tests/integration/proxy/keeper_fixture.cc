@@ -77,6 +77,23 @@ bool ProxyKeeperTest::streams_advance(uint64_t more) {
       },
       std::chrono::seconds(30));
   EXPECT_EQ(pump->errors(), std::vector<std::string>{});
+  if (!ok) {
+    // Which streams stopped, and what the proxy said meanwhile: a flow left locked and
+    // a socket restored wrong look alike from here.
+    std::string short_of;
+    const std::vector<Endpoints> now = pump->progress();
+    for (size_t i = 0; i < now.size(); ++i) {
+      if (now[i].in.received >= marks[i]) continue;
+      short_of += " #" + std::to_string(i) + " at " + std::to_string(now[i].in.received) + " of " +
+                  std::to_string(marks[i]);
+    }
+    // What the kernel thinks of the stuck sockets, and what the flow lock holds.
+    seamless::testing::sh(hosts.host.exec("ss -tinm"));
+    seamless::testing::sh(hosts.peer.exec("ss -tinm"));
+    seamless::testing::sh(hosts.host.exec("nft list ruleset"));
+    ADD_FAILURE() << "streams did not advance:" << short_of << "\n"
+                  << (proxy ? proxy->log() : std::string("(no proxy)"));
+  }
   return ok && pump->errors().empty();
 }
 

@@ -5,7 +5,9 @@
 #include "repair/checkpoint.h"
 
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -180,6 +182,100 @@ TEST(Checkpoint, DumpedSocketsThatLiveOnAreLeftWithNoRepairQueueSelected) {
   char buf[4] = {};
   ASSERT_TRUE(wait_until([&] { return ::recv(conns[0].peer.get(), buf, 4, MSG_DONTWAIT) == 4; }));
   EXPECT_EQ(std::string(buf, 4), "ping");
+}
+
+// A dumped socket that lives on keeps transmitting what its image calls unsent (as
+// pacing lets it), while the lock stops every ACK. Should the new image die before
+// it takes the sockets, the file's restore must accept the peer's ACK for those
+// bytes: one beyond snd_nxt is dropped, and with the restored socket's first window
+// already in flight nothing moves snd_nxt past it, so the connection stalls for good.
+TEST(Checkpoint, BytesALiveOnSocketSentAfterItsDumpAreAcknowledgedAfterTheFilesRestore) {
+  RepairNet net;
+  std::vector<Connection> conns = net.connect(Setup::kIpv4, 2, 0, 4 << 20);
+  InNetns in(net.hosts.host);
+  const int fd = conns[0].host.get();
+  auto outq = [&](unsigned long request) {
+    int n = -1;
+    EXPECT_EQ(::ioctl(fd, request, &n), 0);
+    return n;
+  };
+  auto peer_reads = [&](std::string* got, size_t want) {
+    return wait_until(
+        [&] {
+          char buf[65536];
+          ssize_t n;
+          while ((n = ::recv(conns[0].peer.get(), buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+            got->append(buf, size_t(n));
+          }
+          return got->size() >= want;
+        },
+        20s);
+  };
+  // A transfer first, so that the congestion window is far above its initial ten
+  // segments: then pacing alone sets the pace once the lock holds the ACKs.
+  std::string got;
+  const std::string warm_up(1 << 20, 'w');
+  ASSERT_EQ(::send(fd, warm_up.data(), warm_up.size(), 0), ssize_t(warm_up.size()));
+  ASSERT_TRUE(peer_reads(&got, warm_up.size()));
+  ASSERT_TRUE(wait_until([&] { return outq(SIOCOUTQ) == 0; }));
+  constexpr int kMss = 1448;
+  const unsigned int segment_per_10ms = kMss * 100;
+  ASSERT_EQ(
+      ::setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &segment_per_10ms, sizeof(segment_per_10ms)),
+      0);
+  // The ACKs are held by a table of the test's own from here on: the checkpoint's
+  // lock refuses flows its table already holds.
+  struct AckHold {
+    std::optional<repair::FlowLock> lock;
+    ~AckHold() {
+      if (lock) {
+        EXPECT_TRUE(lock->destroy().ok());
+      }
+    }
+  } hold;
+  auto lock = repair::FlowLock::open("sltesthold" + std::to_string(::getpid()));
+  ASSERT_TRUE(lock.ok()) << lock.error().message;
+  hold.lock.emplace(std::move(lock).value());
+  std::vector<repair::Flow> flows = {net.flow_of(fd), net.flow_of(conns[1].host.get())};
+  ASSERT_TRUE(hold.lock->lock(flows, 30s).ok());
+  std::string payload(100 * kMss, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = char('a' + i % 23);
+  ASSERT_EQ(::send(fd, payload.data(), payload.size(), 0), ssize_t(payload.size()));
+  // More than a restored socket's first window in flight at the dump.
+  ASSERT_TRUE(wait_until([&] { return outq(SIOCOUTQ) - outq(SIOCOUTQNSD) >= 12 * kMss; }));
+
+  repair::LivePair pair;
+  pair.client_fd = fd;
+  pair.backend_fd = conns[1].host.get();
+  pair.record.id = 1;
+  pair.record.service = "test";
+  pair.record.backend = "198.18.0.1:1";
+  const std::string dir = "/tmp/seamless-checkpoint-sent-after-" + std::to_string(::getpid());
+  repair::CheckpointOptions options;
+  options.dir = dir;
+  options.sockets_live_on = true;
+  auto done = repair::checkpoint_pairs(net.sys, *net.flow_lock, {&pair, 1}, options);
+  ASSERT_TRUE(done.ok()) << done.error().message;
+  const int unsent_at_dump = outq(SIOCOUTQNSD);
+  ASSERT_TRUE(wait_until([&] { return outq(SIOCOUTQNSD) <= unsent_at_dump - 8 * kMss; }))
+      << "nothing left the dumped socket: the test shows nothing";
+  for (Connection& c : conns) c.host.reset();  // silent: in repair mode
+
+  UniqueFd restored;
+  auto report =
+      repair::restore_pairs(net.sys, *net.flow_lock, done->path,
+                            [&](repair::RestoredPair&& p) { restored = std::move(p.client); });
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  ASSERT_EQ(report->restored, 1u);
+  ASSERT_TRUE(hold.lock->unlock(flows).ok());
+  got.clear();
+  EXPECT_TRUE(peer_reads(&got, payload.size())) << got.size() << " of " << payload.size();
+  EXPECT_TRUE(got == payload) << "the peer received other bytes than were sent";
+  int left = -1;
+  EXPECT_TRUE(
+      wait_until([&] { return ::ioctl(restored.get(), SIOCOUTQ, &left) == 0 && left == 0; }, 20s))
+      << left << " bytes never acknowledged";
 }
 
 // Two threads restore one file, each its share of the records (every other record),

@@ -181,6 +181,47 @@ SocketImage sample_image() {
   return image;
 }
 
+SocketImage image_queueing(size_t queued, uint32_t unsent, uint32_t peer_window) {
+  SocketImage image;
+  image.send_queue = std::string(queued, 's');
+  image.send_unsent = unsent;
+  image.window.snd_wnd = peer_window;
+  return image;
+}
+
+TEST(CountSendableBytesAsSent, UnsentBytesInsideThePeersWindowCountAsSent) {
+  SocketImage image = image_queueing(1000, 700, 600);
+  count_sendable_bytes_as_sent(image);
+  EXPECT_EQ(image.send_unsent, 400u);  // bytes 600.. lie beyond the window's edge
+}
+
+TEST(CountSendableBytesAsSent, AWindowCoveringTheQueueLeavesNothingUnsentNorItsFin) {
+  SocketImage image = image_queueing(1000, 700, 1001);
+  image.state = TcpState::kFinWait1;
+  image.fin_unsent = true;
+  count_sendable_bytes_as_sent(image);
+  EXPECT_EQ(image.send_unsent, 0u);
+  EXPECT_FALSE(image.fin_unsent);
+}
+
+TEST(CountSendableBytesAsSent, TheFinNeedsOneMoreByteOfWindow) {
+  SocketImage image = image_queueing(1000, 700, 1000);
+  image.state = TcpState::kFinWait1;
+  image.fin_unsent = true;
+  count_sendable_bytes_as_sent(image);
+  EXPECT_EQ(image.send_unsent, 0u);
+  EXPECT_TRUE(image.fin_unsent);
+}
+
+TEST(CountSendableBytesAsSent, AClosedWindowOrAShrunkOneTakesNothingBack) {
+  SocketImage closed = image_queueing(1000, 700, 0);
+  count_sendable_bytes_as_sent(closed);
+  EXPECT_EQ(closed.send_unsent, 700u);
+  SocketImage shrunk = image_queueing(1000, 700, 100);  // 300 bytes already beyond it
+  count_sendable_bytes_as_sent(shrunk);
+  EXPECT_EQ(shrunk.send_unsent, 700u);
+}
+
 TEST(SocketRestorer, RestoresSequencesQueuesAndClampsTheMss) {
   FakeSys sys;
   SocketRestorer restorer(sys);
