@@ -78,7 +78,7 @@ std::vector<repair::LivePair> HeldPairs::live_pairs() const {
   std::vector<repair::LivePair> out;
   out.reserve(pairs_.size());
   for (const auto& [id, p] : pairs_) {
-    out.push_back(repair::LivePair{p.client.get(), p.backend.get(), p.record});
+    out.push_back(repair::LivePair{p.client.get(), p.backend.get(), p.record, {}, {}});
   }
   return out;
 }

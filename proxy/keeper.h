@@ -173,7 +173,10 @@ class Keeper : public CtlHandler {
   // names the verified file. On failure `*failed` is the step's result label (lock,
   // dump or write failed).
   Result<std::string> checkpoint(metrics::HandoffResult* failed);
-  void settle_closed_pairs();
+  // Ends the pairs with a leg already closed (keeper_handoff.cc). Given `live`, it also
+  // gets every other pair as the checkpoint borrows them, both legs surveyed
+  // (repair::survey_leg): the lock and the dump then ask no socket for its addresses.
+  void settle_closed_pairs(std::vector<repair::LivePair>* live = nullptr);
   // After a crash: the pair's overhang discarded and its record rebuilt from the
   // kernel's counters, ready for a new worker to adopt.
   Status trim_for_adoption(repair::Sys& sys, HeldPair& pair);

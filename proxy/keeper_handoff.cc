@@ -100,14 +100,36 @@ void reset_connection(int fd) {
 // nothing more is owed to it. A leg closed in order that still holds bytes stays: a
 // new worker adopting it live reads them, forwards them and passes the EOF on, as the
 // old one would have; a dump carries them in the record (repair/checkpoint.h).
-void Keeper::settle_closed_pairs() {
+void Keeper::settle_closed_pairs(std::vector<repair::LivePair>* live) {
   repair::Sys sys;
+  if (live) live->reserve(pairs_.size());
+  // A leg the survey cannot read stays unsurveyed: the checkpoint asks it and reports.
+  auto survey = [&](int fd) {
+    Result<repair::LegSurvey> leg = repair::survey_leg(sys, fd);
+    return leg ? *leg : repair::LegSurvey{};
+  };
   for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
     HeldPair& p = it->second;
-    const bool client_closed = repair::leg_closed(sys, p.client.get());
-    const bool backend_closed = repair::leg_closed(sys, p.backend.get());
-    if (!client_closed && !backend_closed) {
+    repair::LegSurvey client_leg, backend_leg;
+    bool client_closed, backend_closed;
+    if (live) {
+      client_leg = survey(p.client.get());
+      backend_leg = survey(p.backend.get());
+      client_closed = client_leg.state == repair::LegState::kClosed;
+      backend_closed = backend_leg.state == repair::LegState::kClosed;
+    } else {
+      client_closed = repair::leg_closed(sys, p.client.get());
+      backend_closed = repair::leg_closed(sys, p.backend.get());
+    }
+    auto keep = [&] {
+      if (live) {
+        live->push_back(
+            repair::LivePair{p.client.get(), p.backend.get(), p.record, client_leg, backend_leg});
+      }
       ++it;
+    };
+    if (!client_closed && !backend_closed) {
+      keep();
       continue;
     }
     const int closed = client_closed ? p.client.get() : p.backend.get();
@@ -116,7 +138,7 @@ void Keeper::settle_closed_pairs() {
     int unread = 0;
     ::ioctl(closed, SIOCINQ, &unread);
     if (error == 0 && unread > 0 && !(client_closed && backend_closed)) {
-      ++it;
+      keep();
       continue;
     }
     const bool abort = error != 0 || unread > 0;
@@ -137,7 +159,7 @@ void Keeper::settle_closed_pairs() {
 }
 
 Status Keeper::trim_for_adoption(repair::Sys& sys, HeldPair& pair) {
-  repair::LivePair live{pair.client.get(), pair.backend.get(), pair.record};
+  repair::LivePair live{pair.client.get(), pair.backend.get(), pair.record, {}, {}};
   repair::PairRecord record = pair.record;
   Status trimmed = trim_overhang(sys, live, record);
   if (!trimmed) {
@@ -384,9 +406,9 @@ metrics::HandoffResult result_of(repair::CheckpointStep step) {
 }  // namespace
 
 Result<std::string> Keeper::checkpoint(metrics::HandoffResult* failed) {
-  settle_closed_pairs();
+  std::vector<repair::LivePair> live;
+  settle_closed_pairs(&live);
   repair::Sys sys;
-  const std::vector<repair::LivePair> live = pairs_.live_pairs();
   repair::CheckpointOptions options;
   options.dir = config_.handoff.dir;
   options.lock_timeout = config_.handoff.lock_timeout;
@@ -510,8 +532,9 @@ void Keeper::exec_new_image(const std::string& handoff_path) {
   // Every fd the new image inherits (the control socket's are ctl_'s); close-on-exec
   // again if the exec fails.
   std::vector<int> passed_on = {segment_.fd(), lock_.netlink_fd()};
-  for (const repair::LivePair& p : pairs_.live_pairs()) {
-    for (int fd : {p.client_fd, p.backend_fd}) {
+  passed_on.reserve(2 * pairs_.size() + 16);
+  for (const auto& [id, p] : pairs_.pairs()) {
+    for (int fd : {p.client.get(), p.backend.get()}) {
       if (fd < 0) continue;
       if (kept) {
         passed_on.push_back(fd);

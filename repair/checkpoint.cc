@@ -52,6 +52,19 @@ bool leg_closed(Sys& sys, int fd) {
   return sys.tcp_info(fd, &info) == 0 && info.state == kClose;
 }
 
+Result<LegSurvey> survey_leg(Sys& sys, int fd) {
+  if (fd < 0) return LegSurvey{LegState::kNoSocket, {}};
+  Result<Flow> flow = flow_of_socket(sys, fd);
+  if (flow) return LegSurvey{LegState::kConnected, *flow};
+  if (flow.error().code != ENOTCONN) return flow.error();
+  TcpInfo info;
+  if (sys.tcp_info(fd, &info) != 0) return Error::from_errno("TCP_INFO fd " + std::to_string(fd));
+  if (info.state == kClose) return LegSurvey{LegState::kClosed, {}};
+  if (info.state == kSynSent) return LegSurvey{LegState::kConnecting, {}};
+  return Error::logic("fd " + std::to_string(fd) + " has no peer in TCP state " +
+                      std::to_string(info.state));
+}
+
 namespace {
 
 // A backend leg still connecting has no connection to migrate: the next worker
@@ -98,16 +111,26 @@ class RepairUndo {
 Status dump_pair(Sys& sys, const LivePair& p, bool sockets_live_on, PairRecord& record,
                  std::vector<int>& in_repair, uint64_t* queued) {
   record = p.record;
-  auto dump_leg = [&](int fd, std::optional<SocketImage>& image, std::string& unread) -> Status {
-    if (leg_closed(sys, fd)) {
+  auto dump_leg = [&](int fd, const LegSurvey& leg, std::optional<SocketImage>& image,
+                      std::string& unread) -> Status {
+    const bool surveyed = leg.state != LegState::kUnsurveyed;
+    bool closed = surveyed ? leg.state == LegState::kClosed : leg_closed(sys, fd);
+    Result<SocketImage> dumped = Error::logic("not dumped");
+    if (!closed) {
+      dumped = leg.state == LegState::kConnected
+                   ? dump_socket(sys, fd, leg.flow.local, leg.flow.peer)
+                   : dump_socket(sys, fd);
+      // A reset or the last FIN may have landed between the survey and the lock.
+      if (!dumped && surveyed) closed = leg_closed(sys, fd);
+      if (!dumped && !closed) return dumped.error();
+    }
+    if (closed) {
       auto bytes = unread_bytes(sys, fd);
       if (!bytes) return bytes.error();
       *queued += bytes->size();
       unread = std::move(bytes).value();
       return {};
     }
-    auto dumped = dump_socket(sys, fd);
-    if (!dumped) return dumped.error();
     in_repair.push_back(fd);
     if (sockets_live_on) {
       if (sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE) != 0) {
@@ -119,9 +142,13 @@ Status dump_pair(Sys& sys, const LivePair& p, bool sockets_live_on, PairRecord& 
     image = std::move(dumped).value();
     return {};
   };
-  Status dumped = dump_leg(p.client_fd, record.client, record.client_unread);
-  if (dumped && !still_connecting(sys, p.backend_fd)) {
-    dumped = dump_leg(p.backend_fd, record.backend_socket, record.backend_unread);
+  Status dumped = dump_leg(p.client_fd, p.client_leg, record.client, record.client_unread);
+  // A backend the survey found connecting is asked again: one that connected before
+  // the lock is dumped, as it was before there was a survey.
+  const bool connecting =
+      p.backend_leg.state == LegState::kConnected ? false : still_connecting(sys, p.backend_fd);
+  if (dumped && !connecting) {
+    dumped = dump_leg(p.backend_fd, p.backend_leg, record.backend_socket, record.backend_unread);
   }
   if (!dumped) return dumped.error().context("pair " + std::to_string(record.id));
   return {};
@@ -269,8 +296,13 @@ Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pai
   std::vector<Flow> flows;
   flows.reserve(pairs.size() * 2);
   for (const LivePair& p : pairs) {
-    for (int fd : {p.client_fd, p.backend_fd}) {
+    for (const auto& [fd, leg] :
+         {std::pair{p.client_fd, &p.client_leg}, std::pair{p.backend_fd, &p.backend_leg}}) {
       if (fd < 0) continue;
+      if (leg->state != LegState::kUnsurveyed) {
+        if (leg->state == LegState::kConnected) flows.push_back(leg->flow);
+        continue;
+      }
       // A closed leg, or a backend still connecting, has no flow to lock: the kernel
       // answers getpeername with ENOTCONN in exactly those two states (CLOSE,
       // SYN_SENT). Asked first, it saves the TCP_INFO per socket that said so before

@@ -33,11 +33,28 @@ namespace seamless::repair {
 
 class Sys;
 
+// Where a leg stands, read once before the lock (survey_leg) so that neither the
+// lock nor the dump asks its socket again.
+enum class LegState : uint8_t {
+  kUnsurveyed,  // not read: the checkpoint asks the socket itself
+  kNoSocket,
+  kConnected,
+  kConnecting,  // SYN_SENT: not carried, the next worker connects afresh
+  kClosed,      // CLOSE: see leg_closed
+};
+
+struct LegSurvey {
+  LegState state = LegState::kUnsurveyed;
+  Flow flow;  // kConnected only
+};
+
 // A live pair as the keeper holds it.
 struct LivePair {
   int client_fd = -1;   // borrowed
   int backend_fd = -1;  // borrowed; -1 while its connect is still in progress
   PairRecord record;    // everything but the images, which the checkpoint fills in
+  LegSurvey client_leg;
+  LegSurvey backend_leg;
 };
 
 struct CheckpointResult {
@@ -145,6 +162,11 @@ Result<Flow> flow_of_socket(Sys& sys, int fd);
 // asked only then: this runs for every socket inside the clients' stall.
 bool leg_closed(Sys& sys, int fd);
 
+// One getpeername and one getsockname for a connected socket; TCP_INFO only when
+// getpeername says ENOTCONN (CLOSE or SYN_SENT). A leg's addresses were read up to
+// three times before (closed?, lockable?, dump), all inside the clients' stall.
+Result<LegSurvey> survey_leg(Sys& sys, int fd);
+
 // DESIGN §4, a leg that closed in order before the dump: the bytes it still owed its
 // partner (*_unread) join the partner's send queue as unsent data, then the partner's
 // FIN, so that finishing the restore sends them live (TCP_REPAIR.md restore step 9)
@@ -154,6 +176,7 @@ Status owe_closed_legs_to_partners(PairRecord& record);
 
 // The flows a lock of these live pairs covers: both legs, but not a backend still
 // connecting (not carried: the next worker connects afresh) nor a leg already closed.
+// A surveyed leg is taken as surveyed.
 Result<std::vector<Flow>> lockable_flows(Sys& sys, std::span<const LivePair> pairs);
 
 // The two flows of a pair's sockets (client leg first), by their addresses.

@@ -276,20 +276,24 @@ std::string SocketImage::describe() const {
 }
 
 Result<SocketImage> dump_socket(Sys& sys, int fd) {
-  SocketImage image;
   auto local = read_name(sys, fd, false);
   if (!local) return local.error().context("dump fd " + std::to_string(fd));
   auto peer = read_name(sys, fd, true);
   if (!peer) return peer.error().context("dump fd " + std::to_string(fd));
-  image.local = *local;
-  image.peer = *peer;
-  const std::string where = "dump " + image.local.to_string() + " -> " + image.peer.to_string();
+  return dump_socket(sys, fd, *local, *peer);
+}
+
+Result<SocketImage> dump_socket(Sys& sys, int fd, const Endpoint& local, const Endpoint& peer) {
+  SocketImage image;
+  image.local = local;
+  image.peer = peer;
+  auto where = [&] { return "dump " + image.local.to_string() + " -> " + image.peer.to_string(); };
 
   if (sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR, 1) != 0) {
     const int err = errno;
     Error e = Error::from_errno("enter repair mode", err);
     if (err == EPERM) e.message += " (needs CAP_NET_ADMIN)";
-    return e.context(where);
+    return e.context(where());
   }
   // Repair mode does not stop every transmission: a timer or a late ACK makes the
   // socket push unsent data, unless the send queue is selected, in which case the
@@ -299,7 +303,7 @@ Result<SocketImage> dump_socket(Sys& sys, int fd) {
   // the restored socket would drop that acknowledgement as one for unsent data.
   if (auto st = dump_in_repair(sys, fd, &image); !st) {
     sys.set_int(fd, IPPROTO_TCP, TCP_REPAIR, 0);
-    return st.error().context(where);
+    return st.error().context(where());
   }
   return image;
 }
