@@ -202,6 +202,8 @@ class Keeper : public CtlHandler {
   static void on_successor_channel(uv_poll_t* handle, int status, int events);
   void successor_started();
   void quiesce_worker();
+  void prelock_flows();
+  void unlock_prelocked();
   void discard_successor();  // killed and reaped: the upgrade did not reach the exec
   Status adopt_successor(const std::string& restore_path);
   // The upgrade stops here (refused, failed, or abandoned): nothing of it is kept.
@@ -259,6 +261,9 @@ class Keeper : public CtlHandler {
   std::vector<Message> kept_pairs_;
   std::string kept_handoff_file_;
   std::optional<UniqueFd> upgrade_binary_;  // preflighted, while an upgrade runs
+  // An upgrade's flows, locked before its worker quiesces (prelock_flows), sorted; the
+  // checkpoint takes them over, and an attempt that ends before it unlocks them.
+  std::vector<repair::Flow> prelocked_;
   bool upgrade_keeps_sockets_ = false;      // it takes the dumped sockets (kept_sockets.h)
   std::unique_ptr<WorkerChild> successor_;   // started from it, idle until after the exec
   std::string successor_config_sha_;

@@ -243,6 +243,7 @@ void on_control(uv_poll_t* handle, int status, int) {
         if (watch->adopting) finish_start(*watch, message.text);
         break;
       case MessageType::kQuiesce:
+        crash_here_once_for_tests("SEAMLESS_TEST_CRASH_ON_QUIESCE");
         // The keeper sends nothing after it; the poll is closed by now.
         watch->worker->quiesce_now();
         return;

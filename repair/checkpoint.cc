@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -324,6 +325,31 @@ std::vector<Flow> flows_of(const PairRecord& record) {
   return flows;
 }
 
+namespace {
+
+// Locks the pairs' flows but those locked before, and unlocks those of the flows
+// locked before that are no pair's now (the pair ended meanwhile).
+Status lock_flows(FlowLock& lock, std::span<const Flow> flows, const CheckpointOptions& options) {
+  if (options.locked_before.empty()) return lock.lock(flows, options.lock_timeout);
+  std::vector<Flow> sorted(flows.begin(), flows.end());
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<Flow> more, gone;
+  std::set_difference(sorted.begin(), sorted.end(), options.locked_before.begin(),
+                      options.locked_before.end(), std::back_inserter(more));
+  std::set_difference(options.locked_before.begin(), options.locked_before.end(), sorted.begin(),
+                      sorted.end(), std::back_inserter(gone));
+  if (Status s = lock.lock_more(more, options.lock_timeout); !s) {
+    (void)lock.unlock(options.locked_before);
+    return s;
+  }
+  // Best effort: such a flow left locked only drops its last packets (a FIN's ACK)
+  // until the lock's timeout.
+  if (!gone.empty()) (void)lock.unlock(gone);
+  return {};
+}
+
+}  // namespace
+
 Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
                                           std::span<const LivePair> pairs,
                                           const CheckpointOptions& options,
@@ -340,7 +366,7 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
   }
   using Clock = std::chrono::steady_clock;
   auto started = Clock::now();
-  if (auto st = lock.lock(*flows, options.lock_timeout); !st) {
+  if (auto st = lock_flows(lock, *flows, options); !st) {
     fail_at(CheckpointStep::kLock);
     return st.error().context("checkpoint");
   }
@@ -352,6 +378,10 @@ Result<CheckpointResult> checkpoint_pairs(Sys& sys, FlowLock& lock,
     undo.undo();  // leave repair before the peers' packets flow again
     Error error = e.context("checkpoint");
     if (auto st = lock.unlock(*flows); !st) error.message += "; then " + st.error().message;
+    if (options.locked_before.empty()) return error;
+    if (auto st = lock.unlock(options.locked_before); !st) {
+      error.message += "; then " + st.error().message;
+    }
     return error;
   };
   step = CheckpointStep::kWrite;

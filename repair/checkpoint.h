@@ -91,6 +91,11 @@ struct CheckpointOptions {
   // peer's window allowed sent (count_sendable_bytes_as_sent), or its ACK for them
   // would be dropped as one for unsent data and the connection would stall for good.
   bool sockets_live_on = false;
+  // Flows the caller locked before the pairs quiesced (an upgrade locks them while the
+  // old worker still forwards what reached the sockets before the lock, proxy/keeper.h).
+  // Only the pairs' other flows are locked here; these flows that no pair has any
+  // more are unlocked; a failure unlocks all of them too. Sorted.
+  std::span<const Flow> locked_before;
 };
 
 // The step a checkpoint failed at (DESIGN.md §4 steps 3-5), for the operator and the

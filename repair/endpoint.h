@@ -22,6 +22,7 @@ struct Endpoint {
   uint32_t scope_id = 0;               // IPv6 link-local scope
 
   bool operator==(const Endpoint&) const = default;
+  auto operator<=>(const Endpoint&) const = default;  // any total order, for sorting
 
   bool is_v4_mapped() const;
   // The address as packets carry it: IPv4 for AF_INET and for mapped IPv6.

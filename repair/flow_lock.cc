@@ -163,6 +163,13 @@ Status FlowLock::lock(std::span<const Flow> flows, std::chrono::milliseconds tim
   return s ? s : failure("lock", s.error());
 }
 
+Status FlowLock::lock_more(std::span<const Flow> flows, std::chrono::milliseconds timeout) {
+  if (Status s = check_timeout(timeout); !s) return failure("lock", s.error());
+  Status s = run_steps(*socket_, table_, flows,
+                       {.ensure = false, .remove = false, .add_timeout = timeout, .holding = {}});
+  return s ? s : failure("lock", s.error());
+}
+
 Status FlowLock::unlock(std::span<const Flow> flows) {
   Status s = run_steps(*socket_, table_, flows,
                        {.ensure = true, .remove = true, .add_timeout = {}, .holding = {}});

@@ -55,6 +55,7 @@ struct Flow {
   Endpoint local;  // our socket's address: their destination
 
   bool operator==(const Flow&) const = default;
+  auto operator<=>(const Flow&) const = default;
 };
 
 // "198.18.0.1:5000 -> 198.18.0.2:80"
@@ -78,11 +79,11 @@ struct FlowLockOptions {
   std::optional<uint16_t> hold_queue;
   // With hold_queue: a lock() of at most this many flows holds their packets, a larger
   // one drops them. Holding saves each peer a retransmission timeout (200 ms and
-  // more) when the lock is shorter than that; a long lock (upgrade at 5,000
-  // connections, about a second) gets 2 to 3 retransmissions of every segment anyway,
-  // and queueing and releasing ~25,000 packets then costs more than it saves
-  // (bench, 5,000 connections: restore 330 -> 520-700 ms, probe stall 860 ->
-  // 1190-1560 ms). About 1,000 flows is 500 pairs, a lock of ~130 ms here.
+  // more) when the lock is shorter than that. With many flows, the packets released
+  // all at once make every socket readable at once and the worker serves them in turn,
+  // while dropped ones come back spread over the peers' own timers: upgrade bench at
+  // 5,000 connections, lock of ~140 ms, probe stall 261-269 ms holding against
+  // 213-245 ms dropping. About 1,000 flows is 500 pairs.
   size_t hold_up_to_flows = 1000;
 };
 
@@ -116,6 +117,9 @@ class FlowLock {
   // that is already locked fails the whole call with EEXIST and names the flow:
   // use refresh() to extend a lock.
   Status lock(std::span<const Flow> flows, std::chrono::milliseconds timeout);
+  // Like lock(), for flows joining a lock already taken: holding or dropping stays as
+  // that lock() switched it, whatever the number of flows here.
+  Status lock_more(std::span<const Flow> flows, std::chrono::milliseconds timeout);
   // Lets the flows' packets through again. A flow that is not locked (never was,
   // or its lock expired) is fine and does not disturb the others: each element is
   // first added without timeout, then deleted, in the same transaction, which

@@ -281,6 +281,33 @@ TEST_F(ProxyKeeperTest, WorkerKilledWhileAdoptingTheKeptPairsIsReplacedAndNoStre
   EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"crash\",result=\"success\"}"), 0) << m;
 }
 
+// An upgrade locks the flows before it asks the worker to quiesce. A worker that dies
+// instead of quiescing ends the attempt: its flows are unlocked (or the crash handoff's
+// own lock would fail on them, and the streams would wait for the lock's timeout), the
+// crash handoff serves every pair, and the upgrade runs once the new worker serves.
+TEST_F(ProxyKeeperTest, AWorkerThatDiesWhenAskedToQuiesceForAnUpgradeLosesNoStream) {
+  auto echo = backend(7101);
+  const std::string trigger = "/tmp/seamless-crash-on-quiesce-" + std::to_string(::getpid());
+  start_copy(config_yaml(ServiceSpec{}), "env SEAMLESS_TEST_CRASH_ON_QUIESCE=" + trigger);
+  open_streams(20);
+  const pid_t keeper = proxy->pid();
+  std::ofstream(trigger) << "";
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_for_log("crash handoff done")) << proxy->log();
+  EXPECT_FALSE(std::filesystem::exists(trigger));
+  ASSERT_TRUE(streams_advance(256 * 1024)) << proxy->log();
+  ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done")) << proxy->log();
+  ASSERT_TRUE(streams_advance(256 * 1024)) << proxy->log();
+  // The retried upgrade found no flow still locked by the first.
+  EXPECT_EQ(proxy->log().find("locking the flows after the quiesce instead"), std::string::npos)
+      << proxy->log();
+  EXPECT_EQ(echo->resets(), 0u);
+  EXPECT_EQ(proxy->pid(), keeper);
+  const std::string m = metrics();
+  EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"crash\",result=\"success\"}"), 1) << m;
+  EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"upgrade\",result=\"success\"}"), 1) << m;
+}
+
 // Prometheus counters of the service, which must never go backwards (rate() would
 // read a reset).
 std::vector<double> service_counters(const std::string& m) {

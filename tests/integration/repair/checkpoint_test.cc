@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -113,7 +114,9 @@ TEST(Checkpoint, BusyPairsSurviveThroughTheFileAlone) {
                                       30s,
                                       {"test", "digest", 0, {{"c", 7}}},
                                       nullptr,
-                                      round % 2 == 1 ? &helper : nullptr};
+                                      round % 2 == 1 ? &helper : nullptr,
+                                      false,
+                                      {}};
     auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
     ASSERT_TRUE(done.ok()) << done.error().message;
     EXPECT_EQ(done->pairs, static_cast<uint64_t>(kPairs));
@@ -288,7 +291,8 @@ TEST(Checkpoint, TwoSharesRestoredInParallelBringBackEveryPairOnce) {
   InNetns in(rig.net.hosts.host);
   const auto pairs = rig.live_pairs();
   repair::Sys helper;  // and dumped on two threads
-  repair::CheckpointOptions options{rig.dir, 30s, {"test", "digest", 0, {}}, nullptr, &helper};
+  repair::CheckpointOptions options{rig.dir, 30s, {"test", "digest", 0, {}}, nullptr, &helper,
+                                    false,   {}};
   auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
   ASSERT_TRUE(done.ok()) << done.error().message;
   for (auto& c : rig.conns) c.host.reset();
@@ -347,7 +351,7 @@ TEST(Checkpoint, FailureLeavesConnectionsWorking) {
     ASSERT_EQ(::mkdir(rig.dir.c_str(), 0777), 0);
     ASSERT_EQ(::chmod(rig.dir.c_str(), 0777), 0);  // world-writable: refused
     const auto pairs = rig.live_pairs();
-    repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr, nullptr};
+    repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr, nullptr, false, {}};
     repair::CheckpointStep step = repair::CheckpointStep::kLock;
     auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options, &step);
     ASSERT_FALSE(done.ok());
@@ -359,6 +363,75 @@ TEST(Checkpoint, FailureLeavesConnectionsWorking) {
   rig.peer->stop();
   EXPECT_EQ(errors, std::vector<std::string>{});
   EXPECT_EQ(rig.peer->errors(), std::vector<std::string>{});
+  EXPECT_EQ(rig.incomplete(), "");
+}
+
+// The flows an upgrade locked before its worker quiesced: half of the pairs', and one
+// of a pair that ended meanwhile. Returned sorted, as CheckpointOptions wants them.
+std::vector<repair::Flow> lock_before_the_quiesce(repair::Sys& sys, repair::FlowLock& lock,
+                                                  const std::vector<repair::LivePair>& pairs) {
+  std::vector<repair::Flow> flows = {{repair::Endpoint::parse("198.18.0.1:9").value(),
+                                      repair::Endpoint::parse("198.18.0.2:9").value()}};
+  for (size_t i = 0; i < pairs.size() / 2; ++i) {
+    for (int fd : {pairs[i].client_fd, pairs[i].backend_fd}) {
+      flows.push_back(repair::flow_of_socket(sys, fd).value());
+    }
+  }
+  std::sort(flows.begin(), flows.end());
+  EXPECT_TRUE(lock.lock(flows, 30s).ok());
+  return flows;
+}
+
+TEST(Checkpoint, FlowsLockedBeforeAreTakenOverAndAnEndedPairsFlowIsLetGo) {
+  PairRig rig;
+  std::vector<std::string> errors;
+  pump_for(rig.host_ends, kBytes, 50ms, &errors);
+  {
+    InNetns in(rig.net.hosts.host);
+    const auto pairs = rig.live_pairs();
+    const std::vector<repair::Flow> before =
+        lock_before_the_quiesce(rig.net.sys, *rig.net.flow_lock, pairs);
+    repair::CheckpointOptions options;
+    options.dir = rig.dir;
+    options.locked_before = before;
+    auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
+    ASSERT_TRUE(done.ok()) << done.error().message;
+    EXPECT_EQ(done->flows.size(), size_t{2 * kPairs});
+    EXPECT_EQ(*rig.net.flow_lock->count_locked(), size_t{2 * kPairs});  // the ended one: gone
+    EXPECT_TRUE(repair::remove_handoff_file(done->path).ok());
+    for (const Connection& c : rig.conns) {
+      const int off = TCP_REPAIR_OFF_NO_WP;
+      ASSERT_EQ(::setsockopt(c.host.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)), 0);
+    }
+    rig.net.unlock(done->flows);
+  }
+  EXPECT_TRUE(rig.pump_to_the_end(&errors));
+  rig.peer->stop();
+  EXPECT_EQ(errors, std::vector<std::string>{});
+  EXPECT_EQ(rig.incomplete(), "");
+}
+
+TEST(Checkpoint, AFailureAlsoUnlocksTheFlowsLockedBefore) {
+  PairRig rig;
+  std::vector<std::string> errors;
+  pump_for(rig.host_ends, kBytes, 50ms, &errors);
+  {
+    InNetns in(rig.net.hosts.host);
+    ASSERT_EQ(::mkdir(rig.dir.c_str(), 0777), 0);
+    ASSERT_EQ(::chmod(rig.dir.c_str(), 0777), 0);  // world-writable: refused
+    const auto pairs = rig.live_pairs();
+    const std::vector<repair::Flow> before =
+        lock_before_the_quiesce(rig.net.sys, *rig.net.flow_lock, pairs);
+    repair::CheckpointOptions options;
+    options.dir = rig.dir;
+    options.locked_before = before;
+    auto done = repair::checkpoint_pairs(rig.net.sys, *rig.net.flow_lock, pairs, options);
+    ASSERT_FALSE(done.ok());
+    EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
+  }
+  EXPECT_TRUE(rig.pump_to_the_end(&errors));
+  rig.peer->stop();
+  EXPECT_EQ(errors, std::vector<std::string>{});
   EXPECT_EQ(rig.incomplete(), "");
 }
 
@@ -400,7 +473,7 @@ TEST(Checkpoint, ADumpFailingOnTheHelperThreadLeavesConnectionsWorking) {
     const auto pairs = rig.live_pairs();
     SlowIoctls main_sys;
     FailingIoctls helper(/*succeed=*/6 * 5);  // six ioctls a socket: fails at the sixth
-    repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr, &helper};
+    repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr, &helper, false, {}};
     repair::CheckpointStep step = repair::CheckpointStep::kLock;
     auto done = repair::checkpoint_pairs(main_sys, *rig.net.flow_lock, pairs, options, &step);
     ASSERT_FALSE(done.ok());

@@ -637,6 +637,25 @@ TEST_F(FlowLockTest, ALockOfManyFlowsDropsInsteadOfHolding) {
   EXPECT_GE(hold_->released_total(), 1u);
 }
 
+// A flow joining a lock with lock_more() keeps the lock dropping, though it alone is
+// few enough to be held: a switch to holding would hold every locked flow's packets.
+TEST_F(FlowLockTest, FlowsLockedMoreKeepTheLocksDropping) {
+  FlowLock lock = open_holding_lock(/*hold_up_to_flows=*/1);
+  Connection c = connect_pair(hosts_.host, "198.18.0.2", hosts_.peer, "198.18.0.2");
+  const Flow flows[] = {{parse("198.18.0.1:4000"), parse("198.18.0.2:80")},
+                        {parse("198.18.0.1:4001"), parse("198.18.0.2:80")}};
+  ASSERT_OK(lock.lock(flows, seconds(30)));
+  const Flow joining = inbound_flow(c.server.get());
+  ASSERT_OK(lock.lock_more({&joining, 1}, seconds(30)));
+  send_all(c.client.get(), "dropped");
+  EXPECT_FALSE(readable_within(c.server.get(), milliseconds(100)));
+  EXPECT_EQ(lock.count_locked().value(), 3u);
+  ASSERT_OK(lock.unlock_all());
+  EXPECT_EQ(receive(c.server.get(), 7, seconds(5)), "dropped");
+  EXPECT_GE(retransmissions(c.client.get()), 1u) << "it came again from the client";
+  EXPECT_EQ(hold_->released_total() + hold_->dropped_total(), 0u) << "nothing was queued";
+}
+
 TEST_F(FlowLockTest, EachPacketHoldBindsAQueueOfItsOwn) {
   InNetns in(hosts_.host);
   Result<PacketHold> first = PacketHold::open();
