@@ -81,10 +81,12 @@ struct FlowLockOptions {
   // one drops them. Holding saves each peer a retransmission timeout (200 ms and
   // more) when the lock is shorter than that. With many flows, the packets released
   // all at once make every socket readable at once and the worker serves them in turn,
-  // while dropped ones come back spread over the peers' own timers: upgrade bench at
-  // 5,000 connections, lock of ~140 ms, probe stall 261-269 ms holding against
-  // 213-245 ms dropping. About 1,000 flows is 500 pairs.
-  size_t hold_up_to_flows = 1000;
+  // while dropped ones come back spread over the peers' own timers. Upgrade bench,
+  // probe stall / bulk latency max holding against dropping: 1,000 connections
+  // 53-64 / 48-60 ms against 95 / 224 ms; 2,000: 116-120 / 113-119 against 130 / 225;
+  // 3,000: 178 / 177 against 148 / 223; 5,000: 261-269 against 213-245 ms (probes).
+  // 5,000 flows is 2,500 pairs.
+  size_t hold_up_to_flows = 5000;
 };
 
 class PacketHold;
