@@ -87,6 +87,18 @@ TEST_F(ProxyKeeperTest, TwentyUpgradesCarryBusyStreamsAndNewConnections) {
   EXPECT_EQ(m.find("seamless_worker_restarts_total{cause=\"signal\"} 1"), std::string::npos);
   EXPECT_EQ(proxy->log().find("restarting it"), std::string::npos) << proxy->log();
 
+  // Each old worker was reaped, by the image it was quiesced for or by the next one
+  // (it may still be exiting at the exec): the keeper's only child is its worker.
+  auto children = [&] {
+    std::set<pid_t> out;
+    std::ifstream list("/proc/" + std::to_string(keeper) + "/task/" + std::to_string(keeper) +
+                       "/children");
+    for (pid_t child; list >> child;) out.insert(child);
+    return out;
+  };
+  EXPECT_TRUE(wait_until([&] { return children() == std::set<pid_t>{proxy->worker_pid()}; }))
+      << children().size() << " children";
+
   // Every duplicate is dropped once its pair ends.
   fds.clear();
   EXPECT_TRUE(wait_until([&] { return open_fds(keeper) == baseline_fds; }))
