@@ -1,6 +1,7 @@
 #include "proxy/pair.h"
 
 #include "proxy/service.h"
+#include "proxy/sockets.h"
 
 namespace seamless::proxy {
 
@@ -11,7 +12,17 @@ uint32_t Pair::flags() const {
   return flags;
 }
 
+void Pair::read_addresses() const {
+  if (!addresses_unread) return;
+  addresses_unread = false;
+  client_peer = peer_endpoint(client.fd());
+  client_local = local_endpoint(client.fd());
+  backend_local = local_endpoint(server.fd());
+  backend_peer = peer_endpoint(server.fd());
+}
+
 std::string Pair::describe() const {
+  read_addresses();
   return "pair " + std::to_string(id) + " " + (service ? service->config.name : "?") + " " +
          client_peer.to_string() + "->" + client_local.to_string();
 }

@@ -93,8 +93,12 @@ class PairEngine {
   uint64_t client_hash(const Pair& pair) const;
 
   // pair_handoff.cc
-  Status open_client(Pair& pair, UniqueFd fd);
+  Status open_client(Pair& pair, UniqueFd fd, bool set_options = true);
   DetachedPair detach(Pair& pair);
+  // Adopted pairs' addresses are read after the adoption, a batch per loop turn while
+  // the loop has nothing else to do (see Pair::addresses_unread).
+  void read_addresses_later(uint64_t pair_id);
+  static void on_address_reader(uv_idle_t* handle);
 
   uv_loop_t* loop_;
   PairTable& pairs_;
@@ -103,6 +107,8 @@ class PairEngine {
   Logger log_;
   std::vector<std::byte> scratch_;  // the worker's one forwarding buffer
   std::function<void()> on_empty_;
+  std::vector<uint64_t> addresses_to_read_;
+  UvHandle<uv_idle_t> address_reader_;
 };
 
 }  // namespace seamless::proxy

@@ -7,10 +7,10 @@
 
 namespace seamless::proxy {
 
-Status PairEngine::open_client(Pair& pair, UniqueFd fd) {
+Status PairEngine::open_client(Pair& pair, UniqueFd fd, bool set_options) {
   const int timer_rc = pair.timer.init(uv_timer_init(loop_, pair.timer.get()));
   if (timer_rc == 0) pair.timer.get()->data = &pair;
-  const Status options = set_proxied_options(fd.get());
+  const Status options = set_options ? set_proxied_options(fd.get()) : Status{};
   const int poll_rc = pair.client.open(loop_, std::move(fd), &pair);
   if (!options) return options.error().context(pair.describe());
   const int rc = timer_rc != 0 ? timer_rc : poll_rc;
@@ -61,8 +61,14 @@ Status PairEngine::adopt(ServiceRuntime& service, DetachedPair detached) {
   pair.engine = this;
   pair.service = &service;
   apply_record(detached.record, pair);
-  pair.client_peer = peer_endpoint(detached.client.get());
-  pair.client_local = local_endpoint(detached.client.get());
+  const bool open = static_cast<bool>(detached.backend);
+  if (open) {
+    pair.addresses_unread = true;
+    read_addresses_later(id);
+  } else {
+    pair.client_peer = peer_endpoint(detached.client.get());
+    pair.client_local = local_endpoint(detached.client.get());
+  }
   service.active++;
   if ((!detached.client || !detached.backend) && pair.upstream.finished &&
       pair.downstream.finished) {
@@ -71,7 +77,9 @@ Status PairEngine::adopt(ServiceRuntime& service, DetachedPair detached) {
     close_pair(pair, CloseReason::kFinished, 0);
     return {};
   }
-  if (Status s = open_client(pair, std::move(detached.client)); !s) {
+  // Its options were set when it was first accepted (a restored socket gets them back
+  // from its image).
+  if (Status s = open_client(pair, std::move(detached.client), /*set_options=*/false); !s) {
     close_pair(pair, CloseReason::kError, s.error().code);
     return s;
   }
@@ -83,8 +91,6 @@ Status PairEngine::adopt(ServiceRuntime& service, DetachedPair detached) {
   pair.stage = PairStage::kOpen;
   pair.backend = service.find_backend(pair.backend_address);
   if (pair.backend != nullptr) pair.backend->active++;
-  pair.backend_local = local_endpoint(detached.backend.get());
-  pair.backend_peer = peer_endpoint(detached.backend.get());
   if (pair.server.open(loop_, std::move(detached.backend), &pair) != 0) {
     close_pair(pair, CloseReason::kError, EIO);
     return Error::logic(pair.describe() + ": cannot watch the backend socket");
@@ -93,6 +99,32 @@ Status PairEngine::adopt(ServiceRuntime& service, DetachedPair detached) {
   arm_idle_timer(pair);
   settle(pair);
   return {};
+}
+
+void PairEngine::read_addresses_later(uint64_t pair_id) {
+  addresses_to_read_.push_back(pair_id);
+  if (!address_reader_.initialized()) {
+    if (address_reader_.init(uv_idle_init(loop_, address_reader_.get())) != 0) return;
+    address_reader_.get()->data = this;
+  }
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(address_reader_.get())) == 0) {
+    uv_idle_start(address_reader_.get(), &PairEngine::on_address_reader);
+  }
+}
+
+void PairEngine::on_address_reader(uv_idle_t* handle) {
+  auto* self = static_cast<PairEngine*>(handle->data);
+  constexpr size_t kBatch = 256;  // ~1,000 syscalls between two polls for I/O
+  std::vector<uint64_t>& ids = self->addresses_to_read_;
+  const size_t n = std::min(kBatch, ids.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (Pair* pair = self->pairs_.find(ids[i]); pair != nullptr) pair->read_addresses();
+  }
+  ids.erase(ids.begin(), ids.begin() + std::ptrdiff_t(n));
+  if (ids.empty()) {
+    ids.shrink_to_fit();
+    uv_idle_stop(handle);
+  }
 }
 
 }  // namespace seamless::proxy

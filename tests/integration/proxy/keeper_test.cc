@@ -1,6 +1,8 @@
 // The keeper end to end (DESIGN §1, §2, §4): `seamless run` upgraded with SIGUSR2,
 // reloaded with SIGHUP, and its worker killed, while streams run both ways through it.
 // Every stream is checked byte for byte; an EOF or a reset on either side fails it.
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -318,6 +320,29 @@ TEST_F(ProxyKeeperTest, AWorkerThatDiesWhenAskedToQuiesceForAnUpgradeLosesNoStre
   const std::string m = metrics();
   EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"crash\",result=\"success\"}"), 1) << m;
   EXPECT_EQ(metric(m, "seamless_handoffs_total{reason=\"upgrade\",result=\"success\"}"), 1) << m;
+}
+
+// An adopted pair reads its addresses only when a log line needs them (Pair): the line
+// of a client that resets after an upgrade still names it.
+TEST_F(ProxyKeeperTest, AnAdoptedPairsLogLineStillNamesItsClient) {
+  auto echo = backend(7101);
+  start_copy(config_yaml(ServiceSpec{}));
+  UniqueFd c = client();
+  ASSERT_TRUE(echo_roundtrip(c.get()));
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  ASSERT_EQ(::getsockname(c.get(), reinterpret_cast<sockaddr*>(&local), &len), 0);
+  proxy->signal(SIGUSR2);
+  ASSERT_TRUE(proxy->wait_for_log("upgrade handoff done"));
+  ASSERT_TRUE(echo_roundtrip(c.get()));
+  const linger abort{1, 0};
+  ASSERT_EQ(::setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &abort, sizeof(abort)), 0);
+  c.reset();  // an RST
+  const std::string named = "198.18.0.1:" + std::to_string(ntohs(local.sin_port)) + "->198.18.0.2:";
+  ASSERT_TRUE(proxy->wait_for_log("closed: client reset")) << proxy->log();
+  const std::string log = proxy->log();
+  const size_t line = log.rfind('\n', log.find("closed: client reset"));
+  EXPECT_NE(log.find(named, line), std::string::npos) << named << " in\n" << log;
 }
 
 // Prometheus counters of the service, which must never go backwards (rate() would
