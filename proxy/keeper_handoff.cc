@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "base/two_threads.h"
 #include "config/digest.h"
 #include "config/load.h"
 #include "config/sha256.h"
@@ -714,20 +715,27 @@ void Keeper::take_kept_pairs(const std::function<void(HeldPair& pair)>& adopt) {
   const bool every_pair_kept = !kept_handoff_file_.empty();
   repair::Sys sys;
   std::vector<repair::Flow> flows;
-  for (const Message& m : kept) {
-    for (const UniqueFd& fd : m.fds) {
-      if (!every_pair_kept) {
+  if (!every_pair_kept) {
+    for (const Message& m : kept) {
+      for (const UniqueFd& fd : m.fds) {
         if (Result<repair::Flow> flow = repair::flow_of_socket(sys, fd.get()); flow) {
           flows.push_back(*flow);
         }
       }
-      // Out of repair mode before the unlock: a socket still in it could take the
-      // peer's packets with its send queue selected for repair (TCP_REPAIR.md).
-      // Without the window probe, whose answer would meet the lock.
-      int off = TCP_REPAIR_OFF_NO_WP;
-      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
     }
   }
+  // Out of repair mode before the unlock: a socket still in it could take the peer's
+  // packets with its send queue selected for repair (TCP_REPAIR.md). Without the
+  // window probe, whose answer would meet the lock. On both cores: ~10 ms for 10,000
+  // sockets on one.
+  split_over_two_threads(kept.size(), 32, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      for (const UniqueFd& fd : kept[i].fds) {
+        int off = TCP_REPAIR_OFF_NO_WP;
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+      }
+    }
+  });
   // All at once, before any pair is handed over: each unlock is a transaction that
   // took ~5 ms, so unlocking batch by batch as the worker adopted them cost ~100 ms at
   // 5,000 pairs, and the last batch waited for all of them. The kernel ACKs what the

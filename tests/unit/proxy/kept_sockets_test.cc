@@ -76,6 +76,38 @@ TEST(KeptSockets, EveryPairComesBackWithItsRecordAndItsOwnSockets) {
   EXPECT_EQ(inode_of(kept->pairs[0].fds[1].get()), backend_inode);
 }
 
+// From 32 pairs on, entries are decoded and their fds identified on two threads.
+TEST(KeptSockets, ManyPairsComeBackTheSameWayAndCloseOnExec) {
+  constexpr uint64_t kPairs = 600;  // 900 sockets: within the usual soft limit of 1,024
+  std::map<uint64_t, HeldPair> pairs;
+  for (uint64_t id = 1; id <= kPairs; ++id) pairs.emplace(id, pair_with(id, id % 2 == 0));
+  Result<UniqueFd> memfd = write_kept_sockets(pairs);
+  ASSERT_TRUE(memfd.ok()) << memfd.error().message;
+  std::map<uint64_t, int> backends;
+  std::map<uint64_t, int> clients = release_all(pairs, &backends);
+  for (const auto& [id, fd] : clients) ::fcntl(fd, F_SETFD, 0);  // as after the exec
+  for (const auto& [id, fd] : backends) ::fcntl(fd, F_SETFD, 0);
+  // A pair in the helper thread's half whose backend number holds another socket now.
+  UniqueFd other = new_socket();
+  ASSERT_EQ(::dup2(other.get(), backends[500]), backends[500]);
+
+  Result<KeptPairs> kept = read_kept_sockets(memfd->get());
+  ASSERT_TRUE(kept.ok()) << kept.error().message;
+  EXPECT_EQ(kept->unmatched, std::vector<uint64_t>{500});
+  ASSERT_EQ(kept->pairs.size(), kPairs - 1);
+  uint64_t expected_id = 1;
+  for (const Message& m : kept->pairs) {
+    if (expected_id == 500) ++expected_id;
+    ASSERT_EQ(m.pair_id, expected_id++);
+    ASSERT_TRUE(m.record.has_value());
+    EXPECT_EQ(m.record->bytes_client_to_backend, 1000 + m.pair_id);
+    ASSERT_EQ(m.fds.size(), m.pair_id % 2 == 0 ? 2u : 1u) << m.pair_id;
+    EXPECT_EQ(m.fds[0].get(), clients[m.pair_id]);
+    for (const UniqueFd& fd : m.fds) EXPECT_NE(::fcntl(fd.get(), F_GETFD) & FD_CLOEXEC, 0);
+  }
+  ::close(backends[500]);
+}
+
 TEST(KeptSockets, AnFdThatIsAnotherSocketNowIsNeitherTakenNorClosed) {
   std::map<uint64_t, HeldPair> pairs;
   pairs.emplace(1, pair_with(1, true));
