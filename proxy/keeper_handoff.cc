@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <array>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -103,19 +104,35 @@ void reset_connection(int fd) {
 // old one would have; a dump carries them in the record (repair/checkpoint.h).
 void Keeper::settle_closed_pairs(std::vector<repair::LivePair>* live) {
   repair::Sys sys;
-  if (live) live->reserve(pairs_.size());
-  // A leg the survey cannot read stays unsurveyed: the checkpoint asks it and reports.
-  auto survey = [&](int fd) {
-    Result<repair::LegSurvey> leg = repair::survey_leg(sys, fd);
-    return leg ? *leg : repair::LegSurvey{};
-  };
-  for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end();) {
+  // The legs surveyed first, on both cores (~14 ms for 10,000 sockets on one, inside
+  // the lock), in the order of pairs_; a leg the survey cannot read stays unsurveyed:
+  // the checkpoint asks it and reports.
+  std::vector<std::array<repair::LegSurvey, 2>> surveys;
+  if (live) {
+    live->reserve(pairs_.size());
+    std::vector<const HeldPair*> order;
+    order.reserve(pairs_.size());
+    for (const auto& [id, p] : pairs_.pairs()) order.push_back(&p);
+    surveys.resize(order.size());
+    split_over_two_threads(order.size(), 32, [&](size_t begin, size_t end) {
+      repair::Sys own_sys;
+      for (size_t i = begin; i < end; ++i) {
+        for (const auto& [fd, leg] : {std::pair{order[i]->client.get(), &surveys[i][0]},
+                                      std::pair{order[i]->backend.get(), &surveys[i][1]}}) {
+          Result<repair::LegSurvey> surveyed = repair::survey_leg(own_sys, fd);
+          if (surveyed) *leg = *surveyed;
+        }
+      }
+    });
+  }
+  size_t index = 0;
+  for (auto it = pairs_.pairs().begin(); it != pairs_.pairs().end(); ++index) {
     HeldPair& p = it->second;
     repair::LegSurvey client_leg, backend_leg;
     bool client_closed, backend_closed;
     if (live) {
-      client_leg = survey(p.client.get());
-      backend_leg = survey(p.backend.get());
+      client_leg = surveys[index][0];
+      backend_leg = surveys[index][1];
       client_closed = client_leg.state == repair::LegState::kClosed;
       backend_closed = backend_leg.state == repair::LegState::kClosed;
     } else {

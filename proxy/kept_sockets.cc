@@ -110,24 +110,48 @@ Result<std::vector<Entry>> parse(std::string_view in) {
 }  // namespace
 
 Result<UniqueFd> write_kept_sockets(const std::map<uint64_t, HeldPair>& pairs) {
-  std::string bytes(kMagic);
-  bytes.reserve(pairs.size() * 512);  // a pair's entry is ~200-400 bytes
-  for (const auto& [id, pair] : pairs) {
-    const size_t fd_count = pair.backend ? 2 : 1;
-    Result<std::string> packet =
-        encode_message(make_message(MessageType::kAdopt, id, pair.record), fd_count);
-    if (!packet) return packet.error().context("pair " + std::to_string(id));
-    put(bytes, uint32_t(packet->size()));
-    bytes += *packet;
-    put(bytes, uint32_t(fd_count));
-    for (const UniqueFd* fd : {&pair.client, &pair.backend}) {
-      if (!*fd) continue;
-      Result<uint64_t> inode = socket_inode(fd->get());
-      if (!inode) return inode.error().context("pair " + std::to_string(id));
-      put(bytes, int32_t(fd->get()));
-      put(bytes, *inode);
+  // Encoded on both cores, each half into its own string (~12 ms for 5,000 pairs on
+  // one, inside the lock).
+  std::vector<const std::pair<const uint64_t, HeldPair>*> order;
+  order.reserve(pairs.size());
+  for (const auto& entry : pairs) order.push_back(&entry);
+  std::string halves[2];
+  std::optional<Error> errors[2];
+  split_over_two_threads(order.size(), 32, [&](size_t begin, size_t end) {
+    const int half = begin == 0 ? 0 : 1;
+    std::string& bytes = halves[half];
+    bytes.reserve((end - begin) * 512);  // a pair's entry is ~200-400 bytes
+    for (size_t i = begin; i < end && !errors[half]; ++i) {
+      const auto& [id, pair] = *order[i];
+      const size_t fd_count = pair.backend ? 2 : 1;
+      Result<std::string> packet =
+          encode_message(make_message(MessageType::kAdopt, id, pair.record), fd_count);
+      if (!packet) {
+        errors[half] = packet.error().context("pair " + std::to_string(id));
+        break;
+      }
+      put(bytes, uint32_t(packet->size()));
+      bytes += *packet;
+      put(bytes, uint32_t(fd_count));
+      for (const UniqueFd* fd : {&pair.client, &pair.backend}) {
+        if (!*fd) continue;
+        Result<uint64_t> inode = socket_inode(fd->get());
+        if (!inode) {
+          errors[half] = inode.error().context("pair " + std::to_string(id));
+          break;
+        }
+        put(bytes, int32_t(fd->get()));
+        put(bytes, *inode);
+      }
     }
+  });
+  for (const std::optional<Error>& e : errors) {
+    if (e) return *e;
   }
+  std::string bytes(kMagic);
+  bytes.reserve(kMagic.size() + halves[0].size() + halves[1].size());
+  bytes += halves[0];
+  bytes += halves[1];
   UniqueFd memfd(::memfd_create("seamless-kept-sockets", 0));
   if (!memfd) return Error::from_errno("memfd_create");
   if (Status s = write_all(memfd.get(), bytes); !s) return s.error();
