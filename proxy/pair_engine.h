@@ -60,6 +60,10 @@ class PairEngine {
   // Ends every pair with FIN both ways (drain timeout).
   void close_all_gracefully(CloseReason reason);
 
+  // Closes the engine's own loop handle (the adopted pairs' address reader), so that
+  // the loop can close. Safe to call more than once; the engine works on afterwards.
+  void close_handles();
+
   // Called (once per occurrence) when the last pair has closed.
   void set_on_empty(std::function<void()> on_empty) { on_empty_ = std::move(on_empty); }
 

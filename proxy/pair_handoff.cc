@@ -34,7 +34,14 @@ DetachedPair PairEngine::detach(Pair& pair) {
   return out;
 }
 
+void PairEngine::close_handles() {
+  addresses_to_read_.clear();
+  address_reader_.close(nullptr);
+  address_reader_ = UvHandle<uv_idle_t>();
+}
+
 std::vector<DetachedPair> PairEngine::detach_all() {
+  close_handles();  // the pairs' addresses are no longer this worker's to read
   std::vector<DetachedPair> out;
   out.reserve(pairs_.size());
   for (const uint64_t id : pairs_.ids()) {

@@ -129,6 +129,7 @@ void Worker::close_loop() {
   listeners_.clear();
   checkers_.clear();
   for (const uint64_t id : pairs_.ids()) pairs_.erase(id);
+  if (engine_) engine_->close_handles();
   uv_run(loop_.get(), UV_RUN_DEFAULT);
   if (uv_loop_close(loop_.get()) != 0) log_->error("event loop closed with handles still open");
   loop_open_ = false;
