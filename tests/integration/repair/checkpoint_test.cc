@@ -71,6 +71,19 @@ struct PairRig {
 
   bool complete() { return incomplete().empty(); }
 
+  // A handoff dir the writer refuses (world-writable): the checkpoint fails at its write.
+  bool refuse_the_handoff_dir() const {
+    return ::mkdir(dir.c_str(), 0777) == 0 && ::chmod(dir.c_str(), 0777) == 0;
+  }
+
+  // Pumps every stream to its end, then stops the peer: each arrived whole, none failed.
+  void expect_every_stream_whole(std::vector<std::string>* errors) {
+    EXPECT_TRUE(pump_to_the_end(errors));
+    peer->stop();
+    EXPECT_EQ(*errors, std::vector<std::string>{});
+    EXPECT_EQ(incomplete(), "");
+  }
+
   // Pumps until every stream is complete or one fails (30 s at most).
   bool pump_to_the_end(std::vector<std::string>* errors) {
     return wait_until(
@@ -134,11 +147,8 @@ TEST(Checkpoint, BusyPairsSurviveThroughTheFileAlone) {
     EXPECT_TRUE(repair::remove_handoff_file(done->path).ok());
     EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
   }
-  EXPECT_TRUE(rig.pump_to_the_end(&errors));
-  rig.peer->stop();
-  EXPECT_EQ(errors, std::vector<std::string>{});
+  rig.expect_every_stream_whole(&errors);
   EXPECT_EQ(rig.peer->errors(), std::vector<std::string>{});
-  EXPECT_EQ(rig.incomplete(), "");
   if (!rig.complete()) {  // what the kernel thinks of the stuck sockets
     sh(rig.net.hosts.host.exec("ss -tnmoi"));
     sh(rig.net.hosts.peer.exec("ss -tnmoi"));
@@ -334,10 +344,7 @@ TEST(Checkpoint, TwoSharesRestoredInParallelBringBackEveryPairOnce) {
   for (const auto& [id, times] : restored) EXPECT_EQ(times, 1) << "pair " << id;
   EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
   EXPECT_TRUE(repair::remove_handoff_file(done->path).ok());
-  EXPECT_TRUE(rig.pump_to_the_end(&errors));
-  rig.peer->stop();
-  EXPECT_EQ(errors, std::vector<std::string>{});
-  EXPECT_EQ(rig.incomplete(), "");
+  rig.expect_every_stream_whole(&errors);
 }
 
 // The handoff dir cannot be written: the checkpoint fails after the lock and dump,
@@ -348,8 +355,7 @@ TEST(Checkpoint, FailureLeavesConnectionsWorking) {
   pump_for(rig.host_ends, kBytes, 50ms, &errors);
   {
     InNetns in(rig.net.hosts.host);
-    ASSERT_EQ(::mkdir(rig.dir.c_str(), 0777), 0);
-    ASSERT_EQ(::chmod(rig.dir.c_str(), 0777), 0);  // world-writable: refused
+    ASSERT_TRUE(rig.refuse_the_handoff_dir());
     const auto pairs = rig.live_pairs();
     repair::CheckpointOptions options{rig.dir, 30s, {}, nullptr, nullptr, false, {}};
     repair::CheckpointStep step = repair::CheckpointStep::kLock;
@@ -359,11 +365,8 @@ TEST(Checkpoint, FailureLeavesConnectionsWorking) {
     EXPECT_NE(done.error().message.find("checkpoint"), std::string::npos);
     EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
   }
-  EXPECT_TRUE(rig.pump_to_the_end(&errors));
-  rig.peer->stop();
-  EXPECT_EQ(errors, std::vector<std::string>{});
+  rig.expect_every_stream_whole(&errors);
   EXPECT_EQ(rig.peer->errors(), std::vector<std::string>{});
-  EXPECT_EQ(rig.incomplete(), "");
 }
 
 // The flows an upgrade locked before its worker quiesced: half of the pairs', and one
@@ -405,10 +408,7 @@ TEST(Checkpoint, FlowsLockedBeforeAreTakenOverAndAnEndedPairsFlowIsLetGo) {
     }
     rig.net.unlock(done->flows);
   }
-  EXPECT_TRUE(rig.pump_to_the_end(&errors));
-  rig.peer->stop();
-  EXPECT_EQ(errors, std::vector<std::string>{});
-  EXPECT_EQ(rig.incomplete(), "");
+  rig.expect_every_stream_whole(&errors);
 }
 
 TEST(Checkpoint, AFailureAlsoUnlocksTheFlowsLockedBefore) {
@@ -417,8 +417,7 @@ TEST(Checkpoint, AFailureAlsoUnlocksTheFlowsLockedBefore) {
   pump_for(rig.host_ends, kBytes, 50ms, &errors);
   {
     InNetns in(rig.net.hosts.host);
-    ASSERT_EQ(::mkdir(rig.dir.c_str(), 0777), 0);
-    ASSERT_EQ(::chmod(rig.dir.c_str(), 0777), 0);  // world-writable: refused
+    ASSERT_TRUE(rig.refuse_the_handoff_dir());
     const auto pairs = rig.live_pairs();
     const std::vector<repair::Flow> before =
         lock_before_the_quiesce(rig.net.sys, *rig.net.flow_lock, pairs);
@@ -429,10 +428,7 @@ TEST(Checkpoint, AFailureAlsoUnlocksTheFlowsLockedBefore) {
     ASSERT_FALSE(done.ok());
     EXPECT_EQ(*rig.net.flow_lock->count_locked(), 0u);
   }
-  EXPECT_TRUE(rig.pump_to_the_end(&errors));
-  rig.peer->stop();
-  EXPECT_EQ(errors, std::vector<std::string>{});
-  EXPECT_EQ(rig.incomplete(), "");
+  rig.expect_every_stream_whole(&errors);
 }
 
 // A Sys whose queue-length reads fail from the n-th on.
@@ -487,11 +483,8 @@ TEST(Checkpoint, ADumpFailingOnTheHelperThreadLeavesConnectionsWorking) {
       EXPECT_EQ(repair, 0) << "a socket left in repair mode";
     }
   }
-  EXPECT_TRUE(rig.pump_to_the_end(&errors));
-  rig.peer->stop();
-  EXPECT_EQ(errors, std::vector<std::string>{});
+  rig.expect_every_stream_whole(&errors);
   EXPECT_EQ(rig.peer->errors(), std::vector<std::string>{});
-  EXPECT_EQ(rig.incomplete(), "");
 }
 
 }  // namespace
